@@ -1,0 +1,72 @@
+# ewindow-image: `make image` builds the SD card image, `make test` runs every test.
+# Both install what they need: Debian packages (apt, via sudo when not root) and a Python
+# virtualenv in .venv.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SITE ?=
+SET ?=
+OUT ?= out
+BUILD_ARGS := $(if $(SITE),-c $(SITE)) $(foreach s,$(SET),--set $(s)) --out $(OUT)
+
+# Debian packages of the build host (see README "What make image installs").
+HOST_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test dosfstools mtools \
+	fdisk e2fsprogs bmap-tools zstd xz-utils qemu-system-arm python3-venv util-linux \
+	passwd systemd
+# Extra packages for the tests.
+TEST_PACKAGES := $(HOST_PACKAGES) shellcheck
+
+.PHONY: image test test-fast boot-test config lint bench host-deps test-deps venv clean help
+
+help:
+	@echo "make image      build out/*.img and its artifacts (SITE=site.yaml SET='key=value ...')"
+	@echo "make test       run the whole test suite, including an image build and qemu boots"
+	@echo "make boot-test  boot the built image under qemu (virt and raspi3b)"
+	@echo "make config     print the resolved config"
+	@echo "make bench      run the benchmarks in bench/"
+
+image: host-deps venv
+	$(SUDO) $(PY) build.py build $(BUILD_ARGS)
+
+boot-test: host-deps venv
+	$(SUDO) $(PY) build.py boot-test $(BUILD_ARGS)
+
+config: venv
+	$(PY) build.py config $(if $(SITE),-c $(SITE)) $(foreach s,$(SET),--set $(s))
+
+# Slow tests (image build, qemu boots) are marked and still run here. `.ci/run` calls this.
+test: test-deps venv
+	$(SUDO) $(PY) -m pytest
+
+test-fast: venv
+	$(PY) -m pytest -m "not slow"
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+bench: host-deps venv
+	$(SUDO) $(PY) bench/run.py
+
+host-deps:
+	@missing=$$(for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | grep -q '^ii' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing host packages:" $$missing; \
+	  $(SUDO) apt-get update -q && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+test-deps:
+	@$(MAKE) --no-print-directory host-deps HOST_PACKAGES="$(TEST_PACKAGES)"
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	touch $@
+
+clean:
+	rm -rf $(OUT) $(VENV) .pytest_cache .mypy_cache .ruff_cache

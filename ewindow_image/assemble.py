@@ -1,0 +1,102 @@
+# SPDX-License-Identifier: MIT
+"""Turning the finished tree into the disk image and the artifacts around it."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from . import artifacts as art
+from . import image
+from .config import Config
+from .log import log
+from .rootfs import dpkg_manifest_argv, parse_manifest
+from .runner import run
+
+
+def split_boot_partition(tree: Path, bootfs: Path) -> None:
+    """Move /boot/firmware out of the tree (it becomes the FAT partition), leaving the
+    empty mount point behind for mkfs.ext4 -d."""
+    if bootfs.exists():
+        shutil.rmtree(bootfs)
+    firmware = tree / "boot/firmware"
+    firmware.rename(bootfs)
+    firmware.mkdir(mode=0o755)
+
+
+def fs_uuid(cfg: Config) -> str:
+    """A root filesystem UUID derived from the disk id: stable for one config."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ewindow-image:{cfg.image.disk_id}:root"))
+
+
+def assemble_image(cfg: Config, tree: Path, bootfs: Path, paths: art.ArtifactPaths) -> dict[str, Any]:
+    split_boot_partition(tree, bootfs)
+    used, inodes = image.tree_usage(tree)
+    boot_used, _ = image.tree_usage(bootfs)
+    if boot_used > cfg.image.boot_size_mib * image.MIB * 0.9:
+        from .errors import EWindowError
+        raise EWindowError(f"boot files need {boot_used // image.MIB} MiB, more than 90 % of "
+                           f"image.boot_size_mib ({cfg.image.boot_size_mib})",
+                           hint="raise image.boot_size_mib")
+    layout = image.plan_layout(cfg.image.boot_size_mib,
+                               image.root_fs_size(used, inodes, cfg.image.headroom_mib))
+    target = art.partial(paths.image)
+    target.unlink(missing_ok=True)
+    with target.open("wb") as f:
+        f.truncate(layout.total_size)
+    run(image.sfdisk_argv(target), input_text=layout.sfdisk_script(cfg.image.disk_id))
+    run(image.mkfs_vfat_argv(target, layout, cfg.image.disk_id))
+    run(image.mcopy_argv(target, layout, sorted(bootfs.iterdir())))
+    run(image.mkfs_ext4_argv(target, layout, tree, fs_uuid(cfg)))
+    run(image.e2fsck_argv(target, layout))
+    with tempfile.TemporaryDirectory(dir=paths.out_dir) as tmp:
+        boot_copy = Path(tmp) / "boot.vfat"
+        image.copy_range(target, boot_copy, layout.boot_offset, layout.boot_size)
+        run(image.fsck_vfat_argv(boot_copy))
+    log.info("    image %d MiB: boot %d MiB, root %d MiB (%d MiB used)", layout.total_size // image.MIB,
+             layout.boot_size // image.MIB, layout.root_size // image.MIB, used // image.MIB)
+    return {
+        "size": layout.total_size,
+        "disk_id": cfg.image.disk_id,
+        "boot_partuuid": f"{cfg.image.disk_id}-01",
+        "root_partuuid": f"{cfg.image.disk_id}-02",
+        "root_fs_uuid": fs_uuid(cfg),
+        "root_used": used,
+        "kernel": kernel_version(tree),
+    }
+
+
+def kernel_version(tree: Path) -> str:
+    kernels = sorted((tree / "boot").glob("vmlinuz-*"))
+    return kernels[-1].name.removeprefix("vmlinuz-") if kernels else "none"
+
+
+def publish_artifacts(cfg: Config, tree: Path, paths: art.ArtifactPaths, info: dict[str, Any],
+                      timings: dict[str, float]) -> None:
+    def timed(name: str, argv: list[str]) -> None:
+        start = time.monotonic()
+        run(argv)
+        timings[name] = time.monotonic() - start
+
+    timed("bmap", art.bmap_argv(art.partial(paths.image), art.partial(paths.bmap)))
+    art.publish(paths.image)
+    art.publish(paths.bmap)
+    for kind in cfg.image.compression:
+        level = cfg.image.zstd_level if kind.value == "zstd" else cfg.image.xz_level
+        target = paths.compressed(kind)
+        timed(f"compress {kind}", art.compress_argv(kind, level, paths.image, art.partial(target)))
+        art.publish(target)
+    packages = parse_manifest(run(dpkg_manifest_argv(tree), capture=True))
+    art.write_manifest(paths.manifest, packages)
+    produced = paths.all_for(cfg.image.compression)
+    info["packages"] = len(packages)
+    info["timings"] = {k: round(v, 1) for k, v in timings.items()}
+    info["artifacts"] = {p.name: p.stat().st_size for p in produced if p.exists()}
+    art.write_build_info(paths.build_info, info)
+    art.write_sums(paths.sums, produced)
+    for stale in art.remove_stale(paths, keep=produced):
+        log.info("    removed stale %s", stale.name)

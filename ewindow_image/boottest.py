@@ -1,0 +1,190 @@
+# SPDX-License-Identifier: MIT
+"""Boot the built image under qemu-system-aarch64 and read the serial console.
+
+Two machines, both proven here (shared/reference/build-notes.md):
+
+- ``virt``: a Cortex-A53 with the image as a virtio disk and a NIC whose MAC we choose; the
+  kernel command line is the image's cmdline.txt with the console moved to ttyAMA0.
+- ``raspi3b``: the real Pi 3 device tree and GPIO controller, the image as the SD card
+  (rounded up to a power of two), cmdline.txt unchanged, console on the second UART
+  (ttyS1, the mini UART). No working NIC.
+
+The guest gets no route out: user networking with ``restrict=on``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EWindowError
+from .log import log
+from .runner import run, spawn
+
+MARKER = "EWINDOW-BOOT-OK"
+MULTI_USER = re.compile(r"Reached target .*[Mm]ulti-[Uu]ser")
+FAILURES = ("Kernel panic", "emergency mode", "Give root password for maintenance",
+            "ALERT! ", "Failed to mount")
+RASPI3_DTB = "bcm2837-rpi-3-b.dtb"
+
+
+class BootTestError(EWindowError, AssertionError):
+    pass
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    machine: str = "virt"  # virt | raspi3b
+    timeout: int = 300
+    disk_id: str = ""
+    mac: str = "52:54:00:e1:c0:fe"
+    extra_cmdline: str = ""
+    grow_bytes: int = 0  # make the disk copy larger, to see the root grow at first boot
+
+
+@dataclass
+class BootResult:
+    seconds: float
+    console: str
+    report: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Partition:
+    start: int  # bytes
+    size: int
+
+
+def partitions(image: Path) -> list[Partition]:
+    table = json.loads(run(["sfdisk", "--json", os.fspath(image)], capture=True))
+    sector = int(table["partitiontable"].get("sectorsize", 512))
+    return [Partition(p["start"] * sector, p["size"] * sector)
+            for p in table["partitiontable"]["partitions"]]
+
+
+def boot_files(image: Path, target: Path) -> dict[str, Path]:
+    """Copy kernel, initrd, cmdline.txt and the Pi 3 DTB out of the FAT partition."""
+    boot = partitions(image)[0]
+    spec = f"{os.fspath(image)}@@{boot.start}"
+    names = run(["mdir", "-i", spec, "-b", "::/"], capture=True).split()
+    names = [n.removeprefix("::/") for n in names]
+    wanted = {
+        "kernel": _newest(names, "vmlinuz-"),
+        "initrd": _newest(names, "initrd.img-"),
+        "cmdline": "cmdline.txt",
+        "dtb": RASPI3_DTB,
+    }
+    found = {}
+    for role, name in wanted.items():
+        if name not in names:
+            raise BootTestError(f"{image}: boot partition has no {name or role}")
+        run(["mcopy", "-i", spec, "-n", f"::/{name}", os.fspath(target / name)])
+        found[role] = target / name
+    return found
+
+
+def _newest(names: list[str], prefix: str) -> str:
+    matches = sorted(n for n in names if n.startswith(prefix))
+    return matches[-1] if matches else ""
+
+
+def guest_cmdline(cmdline_txt: str, machine: str, extra: str) -> str:
+    """cmdline.txt for the machine: on virt the console moves to the PL011 at ttyAMA0."""
+    words = cmdline_txt.split()
+    if machine == "virt":
+        words = [w for w in words if not w.startswith("console=")] + ["console=ttyAMA0"]
+    return " ".join(words + extra.split())
+
+
+def qemu_argv(spec: BootSpec, files: dict[str, Path], disk: Path, console_log: Path,
+              cmdline: str) -> list[str]:
+    common = ["-kernel", os.fspath(files["kernel"]), "-initrd", os.fspath(files["initrd"]),
+              "-append", cmdline, "-display", "none", "-monitor", "none", "-no-reboot"]
+    if spec.machine == "virt":
+        return ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a53", "-smp", "2", "-m", "1G",
+                *common,
+                "-drive", f"file={os.fspath(disk)},if=none,id=d0,format=raw",
+                "-device", "virtio-blk-pci,drive=d0",
+                "-netdev", "user,id=n0,restrict=on",
+                "-device", f"virtio-net-pci,netdev=n0,mac={spec.mac}",
+                "-serial", f"file:{os.fspath(console_log)}"]
+    if spec.machine == "raspi3b":
+        return ["qemu-system-aarch64", "-M", "raspi3b", "-m", "1G", "-smp", "4", *common,
+                "-dtb", os.fspath(files["dtb"]),
+                "-drive", f"file={os.fspath(disk)},if=sd,format=raw",
+                "-serial", "null", "-serial", f"file:{os.fspath(console_log)}"]
+    raise BootTestError(f"unknown machine '{spec.machine}' (virt or raspi3b)")
+
+
+def sd_card_size(size: int) -> int:
+    """qemu's SD card model needs a power-of-two size."""
+    power = 1
+    while power < size:
+        power *= 2
+    return power
+
+
+def parse_report(console: str) -> dict[str, str]:
+    for line in console.splitlines():
+        if MARKER in line:
+            words = line[line.index(MARKER) + len(MARKER):].split()
+            return dict(w.split("=", 1) for w in words if "=" in w)
+    return {}
+
+
+def boot(image: Path, spec: BootSpec) -> BootResult:
+    """Boot a copy of ``image``; return once the boot report appeared, or raise."""
+    with tempfile.TemporaryDirectory(prefix="ewindow-boot-") as tmp_name:
+        tmp = Path(tmp_name)
+        disk = tmp / "disk.img"
+        run(["cp", "--sparse=always", os.fspath(image), os.fspath(disk)])
+        size = disk.stat().st_size + spec.grow_bytes
+        if spec.machine == "raspi3b":
+            size = sd_card_size(size)
+        os.truncate(disk, size)
+        files = boot_files(image, tmp)
+        cmdline = guest_cmdline(files["cmdline"].read_text(), spec.machine, spec.extra_cmdline)
+        console_log = tmp / "console.log"
+        console_log.touch()
+        log.info("    booting %s (%s), waiting up to %d s", image.name, spec.machine, spec.timeout)
+        start = time.monotonic()
+        vm = spawn(qemu_argv(spec, files, disk, console_log, cmdline))
+        console = ""
+        try:
+            while time.monotonic() - start < spec.timeout:
+                console = console_log.read_text(errors="replace")
+                if MARKER in console and "\n" in console[console.index(MARKER):]:
+                    break
+                if any(f in console for f in FAILURES) or not vm.is_alive():
+                    break
+                time.sleep(1)
+        finally:
+            if vm.is_alive():
+                vm.terminate()
+                try:
+                    vm.wait(timeout=10)
+                except Exception:  # noqa: BLE001 - a VM that ignores SIGTERM is killed
+                    vm.kill()
+        seconds = time.monotonic() - start
+        console = console_log.read_text(errors="replace")
+        saved = Path(tempfile.gettempdir()) / f"ewindow-boot-{spec.machine}.log"
+        shutil.copyfile(console_log, saved)
+    return check_console(console, seconds, spec, saved)
+
+
+def check_console(console: str, seconds: float, spec: BootSpec, saved: Path) -> BootResult:
+    failure = next((f for f in FAILURES if f in console), None)
+    if failure:
+        raise BootTestError(f"{spec.machine}: boot failed ('{failure.strip()}'), console in {saved}")
+    if MARKER not in console:
+        raise BootTestError(f"{spec.machine}: no boot report within {spec.timeout} s, "
+                            f"console in {saved}")
+    if not MULTI_USER.search(console):
+        raise BootTestError(f"{spec.machine}: multi-user.target never reached, console in {saved}")
+    return BootResult(seconds, console, parse_report(console))

@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: MIT
+"""Command line: ``build.py [build|config|boot-test] [-c site.yaml] [--set key=value]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .cache import StageCache, default_cache_dir
+from .config import Config, ConfigLayers, dump_config, load_config
+from .errors import ConfigError, EWindowError
+from .log import add_log_file, log, setup_logging
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-c", "--config", type=Path, metavar="SITE.yaml",
+                        help="site config layered over the built-in defaults")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override one key, e.g. --set suite=bookworm")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show every command")
+    parser.add_argument("--debug", action="store_true", help="tracebacks on errors")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="build.py", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"ewindow-image {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", help="build the image and its artifacts")
+    _common(build)
+    build.add_argument("--out", type=Path, default=REPO_ROOT / "out", help="artifact folder")
+    build.add_argument("--cache-dir", type=Path, default=None,
+                       help=f"cache folder (default {default_cache_dir()})")
+    build.add_argument("--no-cache", action="store_true", help="rebuild every stage")
+
+    config = sub.add_parser("config", help="print the resolved config")
+    _common(config)
+
+    boot = sub.add_parser("boot-test", help="boot the image under qemu and check it came up")
+    _common(boot)
+    boot.add_argument("image", nargs="?", type=Path, help="image (default: the built one)")
+    boot.add_argument("--out", type=Path, default=REPO_ROOT / "out")
+    boot.add_argument("--machine", choices=["virt", "raspi3b", "all"], default="all")
+    boot.add_argument("--timeout", type=int, default=300, help="seconds per boot")
+    return parser
+
+
+def load(args: argparse.Namespace) -> Config:
+    return load_config(ConfigLayers(args.config, tuple(args.overrides)))
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    sys.stdout.write(dump_config(load(args)))
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from . import hostdeps
+    from .pipeline import RepoPaths, build
+
+    cfg = load(args)
+    hostdeps.require_root("building an image")
+    hostdeps.require_tools(hostdeps.BUILD_TOOLS)
+    cache = StageCache(args.cache_dir or default_cache_dir())
+    log_file = args.out / "logs" / f"build-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    add_log_file(log_file)
+    log.info("ewindow-image %s: %s %s image, log in %s", __version__, cfg.suite, cfg.arch, log_file)
+    if not cfg.admin.authorized_keys:
+        log.warning("warning: admin.authorized_keys is empty: nobody can log in over SSH "
+                    "until a key is added (site file, or personalise at flashing)")
+    hostdeps.ensure_binfmt()
+    start = time.monotonic()
+    result = build(cfg, RepoPaths(REPO_ROOT), cache, args.out, use_cache=not args.no_cache)
+    print_summary(result.timings, result.info, time.monotonic() - start, result.artifacts.image)
+    return 0
+
+
+def print_summary(timings: dict[str, float], info: dict[str, object], total: float,
+                  image: Path) -> None:
+    lines = ["", f"{'step':<34}{'seconds':>9}"]
+    lines += [f"{name:<34}{seconds:>9.1f}" for name, seconds in timings.items()]
+    lines.append(f"{'total':<34}{total:>9.1f}")
+    lines += ["", f"{'artifact':<44}{'MiB':>9}"]
+    sizes = info.get("artifacts", {})
+    assert isinstance(sizes, dict)
+    lines += [f"{name:<44}{size / 1048576:>9.1f}" for name, size in sizes.items()]
+    lines += ["", f"image: {image}"]
+    log.info("\n".join(lines))
+
+
+def cmd_boot_test(args: argparse.Namespace) -> int:
+    from . import boottest, hostdeps
+    from .pipeline import artifact_paths
+
+    cfg = load(args)
+    hostdeps.require_tools(hostdeps.BOOT_TEST_TOOLS)
+    image = args.image or artifact_paths(cfg, args.out).image
+    if not image.is_file():
+        raise EWindowError(f"{image}: no such image", hint="build it first: make image")
+    machines = ["virt", "raspi3b"] if args.machine == "all" else [args.machine]
+    for machine in machines:
+        result = boottest.boot(image, boottest.BootSpec(machine=machine, timeout=args.timeout,
+                                                         disk_id=cfg.image.disk_id))
+        log.info("boot test %s: passed in %.0f s (%s)", machine, result.seconds, result.report)
+    return 0
+
+
+COMMANDS = {"build": cmd_build, "config": cmd_config, "boot-test": cmd_boot_test}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        return COMMANDS[args.command](args)
+    except EWindowError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return 2 if isinstance(exc, ConfigError) else 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

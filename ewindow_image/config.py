@@ -1,0 +1,380 @@
+# SPDX-License-Identifier: MIT
+"""Build configuration: built-in defaults, then a site file, then ``--set key=value``.
+
+Every layer is plain YAML. The layers are merged into one dict while remembering which layer
+set each dotted key, so that a validation error can name the file the bad value came from:
+``site.yaml: vpn.backend: 'peervpnn' is not one of none``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import hashlib
+import json
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+
+
+class Suite(enum.StrEnum):
+    trixie = "trixie"
+    bookworm = "bookworm"
+
+
+class Compression(enum.StrEnum):
+    xz = "xz"
+    zstd = "zstd"
+
+
+class InitramfsModules(enum.StrEnum):
+    """``most`` is Debian's default (safe, +11 min per cold build); ``pi`` is a curated list."""
+
+    pi = "pi"
+    most = "most"
+
+
+class VpnBackend(enum.StrEnum):
+    none = "none"
+
+
+@dataclass(frozen=True)
+class AptConfig:
+    mirror: str
+    security_mirror: str
+    proxy: str
+    retries: int
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    user: str
+    authorized_keys: tuple[str, ...]
+    authorized_keys_file: str
+
+
+@dataclass(frozen=True)
+class BootConfig:
+    initramfs_modules: InitramfsModules
+    extra_modules: tuple[str, ...]
+    cmdline_extra: str
+    config_txt_extra: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    name: str
+    boot_size_mib: int
+    headroom_mib: int
+    disk_id: str
+    compression: tuple[Compression, ...]
+    zstd_level: int
+    xz_level: int
+
+
+@dataclass(frozen=True)
+class VpnConfig:
+    backend: VpnBackend
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    qemu_cpu: str
+
+
+@dataclass(frozen=True)
+class Config:
+    suite: Suite
+    arch: str
+    hostname: str
+    timezone: str
+    extra_packages: tuple[str, ...]
+    apt: AptConfig
+    admin: AdminConfig
+    boot: BootConfig
+    image: ImageConfig
+    vpn: VpnConfig
+    build: BuildConfig
+    # Where relative paths in the site file are resolved; not a YAML key.
+    base_dir: Path = field(default=Path("."), compare=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data (what ``build.py config`` prints)."""
+        data = _to_plain(self)
+        data.pop("base_dir", None)
+        assert isinstance(data, dict)
+        return data
+
+    def digest(self) -> str:
+        """A stable hash of the resolved config, recorded in build-info.json."""
+        blob = json.dumps(self.as_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+# --- validators for individual fields (called after type conversion) -------------------------
+
+
+def _check_config(cfg: Config, sources: Mapping[str, str]) -> None:
+    def fail(key: str, message: str) -> typing.NoReturn:
+        raise ConfigError(sources.get(key, "defaults"), key, message)
+
+    if cfg.arch != "arm64":
+        fail("arch", f"'{cfg.arch}' is not supported (only arm64)")
+    if not _is_hostname(cfg.hostname):
+        fail("hostname", f"'{cfg.hostname}' is not a valid host name (a-z, 0-9, '-', ≤ 63)")
+    if not _is_username(cfg.admin.user) or cfg.admin.user == "root":
+        fail("admin.user", f"'{cfg.admin.user}' is not a valid login name (not root)")
+    for key in cfg.admin.authorized_keys:
+        if not _looks_like_ssh_key(key):
+            fail("admin.authorized_keys", f"'{key[:40]}' is not an SSH public key line")
+    if not 64 <= cfg.image.boot_size_mib <= 2048:
+        fail("image.boot_size_mib", f"{cfg.image.boot_size_mib} is outside 64..2048")
+    if not 64 <= cfg.image.headroom_mib <= 65536:
+        fail("image.headroom_mib", f"{cfg.image.headroom_mib} is outside 64..65536")
+    if not (len(cfg.image.disk_id) == 8 and _is_hex(cfg.image.disk_id)):
+        fail("image.disk_id", f"'{cfg.image.disk_id}' is not 8 hex digits")
+    if not 1 <= cfg.image.zstd_level <= 19:
+        fail("image.zstd_level", f"{cfg.image.zstd_level} is outside 1..19")
+    if not 0 <= cfg.image.xz_level <= 9:
+        fail("image.xz_level", f"{cfg.image.xz_level} is outside 0..9")
+    if not cfg.image.name or "/" in cfg.image.name:
+        fail("image.name", f"'{cfg.image.name}' is not a file name")
+    for url_key, url in (("apt.mirror", cfg.apt.mirror), ("apt.security_mirror", cfg.apt.security_mirror)):
+        if not url.startswith(("http://", "https://", "file:/")):
+            fail(url_key, f"'{url}' is not an http(s):// or file:/ URL")
+    if cfg.apt.proxy and not cfg.apt.proxy.startswith(("http://", "https://")):
+        fail("apt.proxy", f"'{cfg.apt.proxy}' is not an http(s):// URL")
+    if not 0 <= cfg.apt.retries <= 20:
+        fail("apt.retries", f"{cfg.apt.retries} is outside 0..20")
+    for module in cfg.boot.extra_modules:
+        if not module.replace("_", "").replace("-", "").isalnum():
+            fail("boot.extra_modules", f"'{module}' is not a kernel module name")
+    for package in cfg.extra_packages:
+        if not _is_package_name(package):
+            fail("extra_packages", f"'{package}' is not a Debian package name")
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
+
+
+def _is_hostname(name: str) -> bool:
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-")
+    return 0 < len(name) <= 63 and set(name) <= allowed and not name.startswith("-")
+
+
+def _is_username(name: str) -> bool:
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
+    return 0 < len(name) <= 32 and set(name) <= allowed and name[0].isalpha()
+
+
+def _is_package_name(name: str) -> bool:
+    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789+-.")
+    return len(name) >= 2 and set(name) <= allowed and name[0].isalnum()
+
+
+def _looks_like_ssh_key(line: str) -> bool:
+    parts = line.split()
+    return len(parts) >= 2 and (parts[0].startswith(("ssh-", "ecdsa-", "sk-")))
+
+
+# --- generic conversion from YAML data to the dataclasses above ------------------------------
+
+
+def _to_plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_to_plain(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    if tp is str:
+        return "a string"
+    if tp is int:
+        return "an integer"
+    if tp is bool:
+        return "true or false"
+    if typing.get_origin(tp) is tuple:
+        return "a list"
+    return "a mapping"
+
+
+def _convert(tp: Any, value: Any, key: str, sources: Mapping[str, str]) -> Any:
+    source = sources.get(key, "defaults")
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        assert isinstance(tp, type)
+        return _build(tp, value, key, sources)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        choices = [m.value for m in tp]
+        if not isinstance(value, str) or value not in choices:
+            raise ConfigError(source, key, f"{value!r} is not one of {', '.join(choices)}")
+        return tp(value)
+    if origin is tuple:
+        (item_type, _ellipsis) = typing.get_args(tp)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise ConfigError(source, key, f"expected a list, got {value!r}")
+        return tuple(_convert(item_type, item, key, sources) for item in value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(source, key, f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(source, key, f"expected an integer, got {value!r}")
+        return value
+    if tp is str:
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise ConfigError(source, key, f"expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {key}")  # a bug in this module
+
+
+def _build(cls: type, data: Any, prefix: str, sources: Mapping[str, str]) -> Any:
+    source = sources.get(prefix, "defaults") if prefix else "config"
+    if not isinstance(data, dict):
+        raise ConfigError(source, prefix or "(top level)", f"expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "base_dir"}
+    for name in data:
+        if name not in fields:
+            key = f"{prefix}.{name}" if prefix else str(name)
+            close = difflib.get_close_matches(str(name), list(fields), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(fields)}"
+            raise ConfigError(sources.get(key, "config"), key, f"unknown key ({hint})")
+    values = {}
+    for name in fields:
+        key = f"{prefix}.{name}" if prefix else name
+        if name not in data:
+            raise ConfigError(sources.get(prefix, "defaults"), key, "missing")
+        values[name] = _convert(hints[name], data[name], key, sources)
+    return cls(**values)
+
+
+# --- layering --------------------------------------------------------------------------------
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any], source: str,
+           sources: dict[str, str], prefix: str = "") -> None:
+    """Merge ``layer`` into ``base`` in place; mappings merge, everything else replaces."""
+    for name, value in layer.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if isinstance(value, dict) and isinstance(base.get(name), dict):
+            sources.setdefault(key, source)
+            _merge(base[name], value, source, sources, key)
+        else:
+            base[name] = value
+            sources[key] = source
+            for sub in [k for k in sources if k.startswith(key + ".")]:
+                sources[sub] = source
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(str(path), "(file)", exc.strerror or str(exc)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "(file)"
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(str(path), where, str(problem)) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "(top level)", "expected a mapping of keys")
+    return data
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse one ``--set key.sub=value``; the value is YAML (``[xz, zstd]``, ``42``, ``true``)."""
+    if "=" not in text:
+        raise ConfigError("--set", text, "expected key=value")
+    key, raw = text.split("=", 1)
+    path = key.strip().split(".")
+    if not all(path):
+        raise ConfigError("--set", key, "empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return path, value
+
+
+@dataclass(frozen=True)
+class ConfigLayers:
+    """Inputs to :func:`load_config`, as given on the command line."""
+
+    site_file: Path | None = None
+    overrides: tuple[str, ...] = ()
+
+
+def load_config(layers: ConfigLayers = ConfigLayers()) -> Config:
+    """Merge defaults, the site file and overrides; validate; return the frozen config."""
+    sources: dict[str, str] = {}
+    data: dict[str, Any] = {}
+    _merge(data, _load_yaml(DEFAULTS_FILE), "defaults", sources)
+    base_dir = Path.cwd()
+    if layers.site_file is not None:
+        _merge(data, _load_yaml(layers.site_file), str(layers.site_file), sources)
+        base_dir = layers.site_file.resolve().parent
+    for text in layers.overrides:
+        key_path, value = parse_override(text)
+        nested: dict[str, Any] = {}
+        cursor = nested
+        for part in key_path[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[key_path[-1]] = value
+        _merge(data, nested, "--set", sources)
+    built = _build(Config, data, "", sources)
+    assert isinstance(built, Config)
+    cfg = dataclasses.replace(built, base_dir=base_dir)
+    _check_config(cfg, sources)
+    keys_file = cfg.admin.authorized_keys_file
+    if keys_file:
+        path = (base_dir / keys_file).expanduser()
+        source = sources.get("admin.authorized_keys_file", "defaults")
+        try:
+            lines = [ln.strip() for ln in path.read_text().splitlines()]
+        except OSError as exc:
+            raise ConfigError(source, "admin.authorized_keys_file",
+                              f"{path}: {exc.strerror or exc}") from None
+        keys = tuple(ln for ln in lines if ln and not ln.startswith("#"))
+        for key in keys:
+            if not _looks_like_ssh_key(key):
+                raise ConfigError(str(path), "admin.authorized_keys_file",
+                                  f"'{key[:40]}' is not an SSH public key line")
+        admin = dataclasses.replace(cfg.admin, authorized_keys=cfg.admin.authorized_keys + keys)
+        cfg = dataclasses.replace(cfg, admin=admin)
+    return cfg
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.as_dict(), sort_keys=False)
+
+
+# Used by templates: attribute access over the plain dict, e.g. ``{{ image.disk_id }}``.
+def template_context(cfg: Config) -> dict[str, Any]:
+    return {**cfg.as_dict(), "cfg": cfg}
+

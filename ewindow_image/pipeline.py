@@ -1,0 +1,174 @@
+# SPDX-License-Identifier: MIT
+"""config → stages → rootfs → image → artifacts."""
+
+from __future__ import annotations
+
+import fcntl
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .artifacts import ArtifactPaths
+from .assemble import assemble_image, publish_artifacts
+from .cache import StageCache
+from .config import Config, template_context
+from .errors import EWindowError
+from .log import log, step
+from .stagerun import StageContext, run_stage, stage_inputs, stage_key
+from .stages import Stage, load_stages
+
+
+@dataclass(frozen=True)
+class RepoPaths:
+    """Where the project's stages and overlays are (the checkout)."""
+
+    root: Path
+
+    @property
+    def stages(self) -> Path:
+        return self.root / "stages"
+
+    @property
+    def overlays(self) -> Path:
+        return self.root / "overlays"
+
+
+@dataclass(frozen=True)
+class PlannedStage:
+    stage: Stage
+    key: str
+    inputs: dict[str, str]
+
+
+@dataclass
+class StageReport:
+    name: str
+    key: str
+    seconds: float
+    cached: bool
+    did: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BuildResult:
+    artifacts: ArtifactPaths
+    stages: list[StageReport]
+    timings: dict[str, float]
+    info: dict[str, Any]
+
+
+def artifact_paths(cfg: Config, out_dir: Path) -> ArtifactPaths:
+    return ArtifactPaths(out_dir, f"{cfg.image.name}-{cfg.suite}-{cfg.arch}")
+
+
+def stage_context(cfg: Config, repo: RepoPaths, cache: StageCache) -> StageContext:
+    return StageContext(cfg=cfg, overlays_dir=repo.overlays, deb_cache=cache.debs,
+                        template_context=template_context(cfg))
+
+
+def plan(cfg: Config, repo: RepoPaths, cache: StageCache) -> list[PlannedStage]:
+    """Load the stages and compute each one's key; pure apart from reading files."""
+    ctx = stage_context(cfg, repo, cache)
+    planned = []
+    previous = f"ewindow-image {__version__}"
+    for stage in load_stages(repo.stages, ctx.template_context):
+        inputs = stage_inputs(stage, ctx)
+        key = stage_key(previous, inputs)
+        planned.append(PlannedStage(stage, key, inputs))
+        previous = key
+    return planned
+
+
+@contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """One build at a time per cache: they share the work tree."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise EWindowError(f"another build is using {lock_file.parent}",
+                               hint="wait for it, or pass a different --cache-dir") from None
+        yield
+
+
+def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
+          use_cache: bool = True) -> BuildResult:
+    planned = plan(cfg, repo, cache)
+    ctx = stage_context(cfg, repo, cache)
+    paths = artifact_paths(cfg, out_dir)
+    with exclusive(cache.root / "build.lock"):
+        tree = cache.work / "rootfs"
+        reports = run_stages(planned, ctx, cache, tree, use_cache=use_cache)
+        timings: dict[str, float] = {f"stage {r.name}": r.seconds for r in reports}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with step("assemble image"):
+            start = time.monotonic()
+            layout = assemble_image(cfg, tree, cache.work / "bootfs", paths)
+            timings["assemble image"] = time.monotonic() - start
+        info = build_info(cfg, repo, reports, layout_info=layout)
+        with step("write artifacts"):
+            publish_artifacts(cfg, tree, paths, info, timings)
+    return BuildResult(paths, reports, timings, info)
+
+
+def run_stages(planned: list[PlannedStage], ctx: StageContext, cache: StageCache, tree: Path,
+               *, use_cache: bool) -> list[StageReport]:
+    reports: list[StageReport] = []
+    resume_at = 0
+    if use_cache:
+        for index in range(len(planned) - 1, -1, -1):
+            if cache.has(planned[index].key):
+                resume_at = index + 1
+                break
+    for item in planned[:resume_at]:
+        reports.append(StageReport(item.stage.name, item.key, 0.0, cached=True))
+        log.info("==> stage %s: cached (%s)", item.stage.name, item.key[:12])
+    if resume_at:
+        with step(f"restore {planned[resume_at - 1].stage.name} from the cache"):
+            cache.restore(planned[resume_at - 1].key, tree)
+    elif tree.exists():
+        shutil.rmtree(tree)
+    for item in planned[resume_at:]:
+        start = time.monotonic()
+        with step(f"stage {item.stage.name}: {item.stage.description}"):
+            did = run_stage(item.stage, ctx, tree)
+            cache.store(item.key, tree, {"stage": item.stage.name, "inputs": item.inputs,
+                                         "seconds": time.monotonic() - start})
+        reports.append(StageReport(item.stage.name, item.key, time.monotonic() - start,
+                                   cached=False, did=did))
+    return reports
+
+
+def git_revision(root: Path) -> str:
+    head = root / ".git"
+    if not head.exists():
+        return "unknown"
+    import subprocess  # only for this read-only query; its failure is not an error
+
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                                check=False)
+        return result.stdout.strip()
+
+    revision = git("rev-parse", "HEAD") or "unknown"
+    return revision + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def build_info(cfg: Config, repo: RepoPaths, reports: list[StageReport],
+               layout_info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "builder_version": __version__,
+        "git_revision": git_revision(repo.root),
+        "config_digest": cfg.digest(),
+        "config": cfg.as_dict(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "stages": [{"name": r.name, "key": r.key, "seconds": round(r.seconds, 1),
+                    "cached": r.cached} for r in reports],
+        "image": layout_info,
+    }

@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: MIT
+"""Command builders for the root filesystem: mmdebstrap, chroot, offline systemctl.
+
+Nothing here runs a command; :mod:`ewindow_image.pipeline` hands these argv lists to
+:func:`ewindow_image.runner.run`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from .config import Config
+
+COMPONENTS = "main,contrib,non-free-firmware"
+
+# Generating the initramfs during package installation happens twice (kernel postinst and the
+# initramfs-tools trigger), ~9 min each under qemu-user. It is diverted to /bin/true while
+# packages install, and stage 10-boot undoes the diversion and generates it once.
+DIVERT_INITRAMFS = (
+    'chroot "$1" dpkg-divert --quiet --local --rename --add /usr/sbin/update-initramfs'
+    ' && ln -s /bin/true "$1/usr/sbin/update-initramfs"'
+)
+
+# mmdebstrap writes every --aptopt into this file of the target; the proxy must not stay.
+MMDEBSTRAP_APT_CONF = "/etc/apt/apt.conf.d/99mmdebstrap"
+
+
+def apt_sources(cfg: Config) -> list[str]:
+    suite = cfg.suite.value
+    return [
+        f"deb {cfg.apt.mirror} {suite} {COMPONENTS.replace(',', ' ')}",
+        f"deb {cfg.apt.mirror} {suite}-updates {COMPONENTS.replace(',', ' ')}",
+        f"deb {cfg.apt.security_mirror} {suite}-security {COMPONENTS.replace(',', ' ')}",
+    ]
+
+
+def apt_options(cfg: Config) -> list[str]:
+    options = [f'Acquire::Retries "{cfg.apt.retries}"']
+    if cfg.apt.proxy:
+        options.append(f'Acquire::http::Proxy "{cfg.apt.proxy}"')
+    return options
+
+
+def mmdebstrap_argv(cfg: Config, packages: Sequence[str], rootfs: Path,
+                    deb_cache: Path) -> list[str]:
+    """The bootstrap: minbase plus ``packages``, sharing a .deb cache across builds."""
+    cache = os.fspath(deb_cache)
+    argv = [
+        "mmdebstrap", "--mode=root", "--variant=minbase",
+        f"--architectures={cfg.arch}", f"--components={COMPONENTS}",
+        f"--include={','.join(packages)}",
+        # Keep downloaded .debs so sync-out can copy them to the shared cache.
+        "--skip=essential/unlink",
+        '--setup-hook=mkdir -p "$1/var/cache/apt/archives/"',
+        f"--setup-hook=sync-in {cache} /var/cache/apt/archives/",
+        f"--essential-hook={DIVERT_INITRAMFS}",
+        f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
+        f'--customize-hook=rm -f "$1{MMDEBSTRAP_APT_CONF}"',
+    ]
+    argv += [f"--aptopt={opt}" for opt in apt_options(cfg)]
+    argv += [cfg.suite.value, os.fspath(rootfs), *apt_sources(cfg)]
+    return argv
+
+
+# Runs as: sh -ec SCRIPT chroot ROOTFS COMMAND [HOSTDIR TARGETDIR]... . unshare gives the
+# helper its own mount namespace, so every mount vanishes with it even if the build is killed.
+_CHROOT_SCRIPT = r"""
+R="$1"; CMD="$2"; shift 2
+mount -t proc proc "$R/proc"
+mount --rbind /sys "$R/sys"
+mount --rbind /dev "$R/dev"
+mount -t tmpfs tmpfs "$R/tmp"
+mount -t tmpfs tmpfs "$R/run"
+while [ $# -ge 2 ]; do mkdir -p "$R$2"; mount --bind "$1" "$R$2"; shift 2; done
+# Name resolution for apt: the target's resolv.conf points into /run (systemd-resolved).
+mkdir -p "$R/run/systemd/resolve"
+cp /etc/resolv.conf "$R/run/systemd/resolve/stub-resolv.conf"
+if [ ! -e "$R/usr/sbin/policy-rc.d" ]; then
+  trap 'rm -f "$R/usr/sbin/policy-rc.d"' EXIT
+  printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"
+  chmod 755 "$R/usr/sbin/policy-rc.d"
+fi
+chroot "$R" /bin/sh -ec "$CMD"
+"""
+
+
+def chroot_argv(rootfs: Path, command: str,
+                binds: Sequence[tuple[Path, str]] = ()) -> list[str]:
+    """Run a shell command inside the target (emulated), with services kept from starting."""
+    argv = ["unshare", "--mount", "--propagation", "private", "--fork", "--",
+            "/bin/sh", "-ec", _CHROOT_SCRIPT, "chroot", os.fspath(rootfs), command]
+    for host_dir, target_dir in binds:
+        argv += [os.fspath(host_dir), target_dir]
+    return argv
+
+
+def apt_install_script(cfg: Config, packages: Sequence[str]) -> str:
+    """apt inside the target for a later stage's packages; options are not left behind."""
+    opts = " ".join(f"-o {shlex.quote(o.replace(' ', '=', 1).replace(chr(34), ''))}"
+                    for o in apt_options(cfg))
+    names = " ".join(shlex.quote(p) for p in packages)
+    return (f"apt-get {opts} update -q && "
+            f"apt-get {opts} install -q -y --no-install-recommends {names} && "
+            # The archive cache is a bind mount of the shared host cache: no apt-get clean.
+            "rm -rf /var/lib/apt/lists/*")
+
+
+def systemctl_enable_argv(rootfs: Path, units: Sequence[str]) -> list[str]:
+    """Enable units without running anything in the target (no emulation)."""
+    return ["systemctl", f"--root={os.fspath(rootfs)}", "enable", *units]
+
+
+def host_hook_argv(rootfs: Path, command: str) -> list[str]:
+    return ["/bin/sh", "-ec", command, "host-hook", os.fspath(rootfs)]
+
+
+def dpkg_manifest_argv(rootfs: Path) -> list[str]:
+    """Installed packages of the target, read by the host's dpkg-query."""
+    return ["dpkg-query", f"--admindir={os.fspath(rootfs / 'var/lib/dpkg')}", "-W",
+            "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n"]
+
+
+def parse_manifest(output: str) -> list[tuple[str, str, str]]:
+    rows = []
+    for line in output.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 4 and fields[0].startswith("ii"):
+            rows.append((fields[1], fields[2], fields[3]))
+    return sorted(rows)

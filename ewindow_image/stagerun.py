@@ -1,0 +1,119 @@
+# SPDX-License-Identifier: MIT
+"""Running one stage on a root filesystem tree, and the key that names its result.
+
+A stage's key hashes everything that can change its output: the previous stage's key, the
+rendered stage.yaml, every file in the stage folder, the rendered overlay (content, modes,
+owners), the parts of the builder that act on the tree, and (for the bootstrap) the apt
+sources and options. Equal keys mean equal trees, so a finished stage is reused from the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import rootfs as rootfs_cmds
+from .config import Config
+from .log import log
+from .overlay import RenderedDir, RenderedFile, install_files, render_overlay
+from .runner import run
+from .stages import Stage
+
+# Builder modules whose code shapes a stage's output tree; their source is part of every key.
+_KEYED_MODULES = ("rootfs.py", "overlay.py", "stages.py", "stagerun.py")
+
+
+@dataclass(frozen=True)
+class StageContext:
+    cfg: Config
+    overlays_dir: Path
+    deb_cache: Path
+    template_context: dict[str, Any]
+
+    @property
+    def env(self) -> dict[str, str]:
+        # qemu-user reads QEMU_CPU from the environment of every emulated process.
+        return {"QEMU_CPU": self.cfg.build.qemu_cpu} if self.cfg.build.qemu_cpu else {}
+
+
+def builder_digest() -> str:
+    h = hashlib.sha256()
+    here = Path(__file__).parent
+    for name in _KEYED_MODULES:
+        h.update((here / name).read_bytes())
+    return h.hexdigest()
+
+
+def rendered_overlay(stage: Stage, ctx: StageContext) -> tuple[list[RenderedFile], list[RenderedDir]]:
+    if stage.overlay is None:
+        return [], [RenderedDir(f.path, f.mode or 0o755, f.owner, f.group) for f in stage.files]
+    return render_overlay(ctx.overlays_dir / stage.overlay, stage.files, ctx.template_context)
+
+
+def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, str]:
+    """Named digests of a stage's inputs; the key hashes them, ``plan`` compares them."""
+    inputs: dict[str, str] = {"stage.yaml": _sha(stage.rendered.encode())}
+    for path in sorted(stage.directory.rglob("*")):
+        if path.is_file() and path.name != "stage.yaml":
+            inputs[f"stages/{stage.name}/{path.relative_to(stage.directory)}"] = _sha(path.read_bytes())
+    files, dirs = rendered_overlay(stage, ctx)
+    for f in files:
+        inputs[f"overlay:{f.path}"] = _sha(f.content + f"{f.mode:o}:{f.owner}:{f.group}".encode())
+    for d in dirs:
+        inputs[f"overlay-dir:{d.path}"] = _sha(f"{d.mode:o}:{d.owner}:{d.group}".encode())
+    if stage.bootstrap:
+        sources = "\n".join(rootfs_cmds.apt_sources(ctx.cfg) + rootfs_cmds.apt_options(ctx.cfg))
+        inputs["apt"] = _sha(sources.encode())
+        inputs["arch"] = _sha(ctx.cfg.arch.encode())
+    inputs["builder"] = builder_digest()
+    inputs["qemu_cpu"] = _sha(ctx.cfg.build.qemu_cpu.encode())
+    return inputs
+
+
+def stage_key(previous_key: str, inputs: dict[str, str]) -> str:
+    h = hashlib.sha256(previous_key.encode())
+    for name in sorted(inputs):
+        h.update(f"\0{name}\0{inputs[name]}".encode())
+    return h.hexdigest()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def run_stage(stage: Stage, ctx: StageContext, tree: Path) -> list[str]:
+    """Apply ``stage`` to ``tree``; return a short list of what it did."""
+    done: list[str] = []
+    env = ctx.env
+    if stage.bootstrap:
+        if tree.exists():
+            shutil.rmtree(tree)
+        tree.parent.mkdir(parents=True, exist_ok=True)
+        ctx.deb_cache.mkdir(parents=True, exist_ok=True)
+        run(rootfs_cmds.mmdebstrap_argv(ctx.cfg, stage.packages, tree, ctx.deb_cache), env=env)
+        done.append(f"bootstrapped {ctx.cfg.suite} with {len(stage.packages)} packages")
+    elif stage.packages:
+        run(rootfs_cmds.chroot_argv(tree, rootfs_cmds.apt_install_script(ctx.cfg, stage.packages),
+                                    binds=[(ctx.deb_cache, "/var/cache/apt/archives")]), env=env)
+        done.append(f"installed {', '.join(stage.packages)}")
+    for command in stage.host:
+        run(rootfs_cmds.host_hook_argv(tree, command), env={**env, "ROOTFS": str(tree)})
+    if stage.host:
+        done.append(f"{len(stage.host)} host hooks")
+    files, dirs = rendered_overlay(stage, ctx)
+    if files or dirs:
+        count = install_files(tree, files, dirs)
+        done.append(f"{count} overlay files")
+    for command in stage.chroot:
+        run(rootfs_cmds.chroot_argv(tree, command), env=env)
+    if stage.chroot:
+        done.append(f"{len(stage.chroot)} chroot hooks (emulated)")
+    if stage.enable:
+        run(rootfs_cmds.systemctl_enable_argv(tree, stage.enable))
+        done.append(f"enabled {', '.join(stage.enable)}")
+    for line in done:
+        log.info("    %s", line)
+    return done

@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: MIT
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ewindow_image import image
+from ewindow_image.artifacts import ArtifactPaths, partial
+from ewindow_image.assemble import assemble_image
+from ewindow_image.config import ConfigLayers, load_config
+
+from .conftest import requires_root
+
+MIB = 1024 * 1024
+
+
+def test_layout_is_aligned_and_contiguous() -> None:
+    layout = image.plan_layout(256, 700 * MIB + 5)
+    assert layout.boot_offset == 4 * MIB
+    assert layout.boot_size == 256 * MIB
+    assert layout.root_offset % (4 * MIB) == 0
+    assert layout.root_offset >= layout.boot_offset + layout.boot_size
+    assert layout.root_size % (4 * MIB) == 0 and layout.root_size >= 700 * MIB
+    script = layout.sfdisk_script("ee1d0c5e")
+    assert "label-id: 0xee1d0c5e" in script
+    assert f"start={4 * MIB // 512}, size={256 * MIB // 512}, type=c, bootable" in script
+
+
+@pytest.mark.parametrize("size_mib", [64, 100, 256, 512, 2048])
+def test_fat32_clusters_stay_valid(size_mib: int) -> None:
+    sectors = image.fat_sectors_per_cluster(size_mib * MIB)
+    clusters = size_mib * MIB // (sectors * 512)
+    assert clusters >= 65525
+    assert sectors == 1 or clusters // 2 < image.MIN_FAT32_CLUSTERS  # the largest that fits
+
+
+def test_root_size_covers_content_and_headroom() -> None:
+    size = image.root_fs_size(800 * MIB, 30000, headroom_mib=512)
+    assert size >= 800 * MIB + 512 * MIB
+    assert size % (4 * MIB) == 0
+
+
+def small_tree(tmp_path: Path) -> Path:
+    tree = tmp_path / "tree"
+    (tree / "boot/firmware/overlays").mkdir(parents=True)
+    (tree / "boot/firmware/cmdline.txt").write_text("root=PARTUUID=ee1d0c5e-02 rw\n")
+    (tree / "boot/firmware/overlays/README").write_text("dtbo files go here\n")
+    (tree / "etc").mkdir()
+    (tree / "etc/fstab").write_text("PARTUUID=ee1d0c5e-02 / ext4 defaults 0 1\n")
+    (tree / "etc/shadow").write_text("root:*:1::::::\n")
+    (tree / "etc/shadow").chmod(0o640)
+    (tree / "usr/bin").mkdir(parents=True)
+    (tree / "usr/bin/big").write_bytes(os.urandom(3 * MIB))
+    return tree
+
+
+def sh(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+@requires_root
+def test_assembled_image_has_both_filesystems(tmp_path: Path) -> None:
+    cfg = load_config(ConfigLayers(None, ("image.boot_size_mib=64", "image.headroom_mib=64")))
+    tree = small_tree(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    paths = ArtifactPaths(out, "test")
+    info = assemble_image(cfg, tree, tmp_path / "bootfs", paths)
+    img = partial(paths.image)
+    assert not paths.image.exists()  # only the finished artifact gets the final name
+    assert img.stat().st_size == info["size"]
+    table = json.loads(sh("sfdisk", "--json", str(img)))["partitiontable"]
+    assert table["id"] == "0xee1d0c5e"
+    boot, root = table["partitions"]
+    assert (boot["type"], root["type"]) == ("c", "83")
+    assert boot["start"] * 512 == 4 * MIB
+    # FAT: the boot files, recursively
+    listing = sh("mdir", "-i", f"{img}@@{boot['start'] * 512}", "-/", "-b", "::/")
+    assert "::/cmdline.txt" in listing and "::/overlays/README" in listing
+    # ext4: content, modes, and an empty mount point for the boot partition
+    fs = f"{img}?offset={root['start'] * 512}"
+    assert sh("debugfs", "-R", "cat /etc/fstab", fs).startswith("PARTUUID=ee1d0c5e-02")
+    stat = sh("debugfs", "-R", "stat /etc/shadow", fs)
+    assert "Mode:  0640" in stat
+    assert sh("debugfs", "-R", "ls -p /boot/firmware", fs).count("/") <= 4 * 6  # only . and ..
+    assert "cmdline" not in sh("debugfs", "-R", "ls /boot/firmware", fs)
+    # the tree keeps its empty mount point; the boot files moved to bootfs
+    assert (tree / "boot/firmware").is_dir() and not any((tree / "boot/firmware").iterdir())
+    assert (tmp_path / "bootfs/cmdline.txt").exists()
+    assert info["root_partuuid"] == "ee1d0c5e-02"

@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: MIT
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ewindow_image.config import ConfigLayers, load_config, template_context
+from ewindow_image.errors import ConfigError
+from ewindow_image.stages import load_stage, load_stages
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def context(*overrides: str) -> dict[str, object]:
+    return template_context(load_config(ConfigLayers(None, overrides)))
+
+
+def test_project_stages_load_in_numeric_order() -> None:
+    stages = load_stages(REPO / "stages", context())
+    names = [s.name for s in stages]
+    assert names == sorted(names)
+    assert names[0] == "00-base" and stages[0].bootstrap
+    assert not any(s.bootstrap for s in stages[1:])
+    base = stages[0]
+    for package in ("linux-image-arm64", "raspi-firmware", "firmware-brcm80211", "openssh-server",
+                    "python3-gpiozero", "python3-pyudev", "systemd-sysv"):
+        assert package in base.packages
+
+
+def test_extra_packages_reach_the_bootstrap() -> None:
+    base = load_stages(REPO / "stages", context("extra_packages=[tmux, htop]"))[0]
+    assert base.packages[-2:] == ("tmux", "htop")
+
+
+def test_admin_user_is_templated_into_paths() -> None:
+    stages = {s.name: s for s in load_stages(REPO / "stages", context("admin.user=ops"))}
+    access = stages["30-access"]
+    paths = {f.path: f for f in access.files}
+    keys = paths["/home/ops/.ssh/authorized_keys"]
+    assert keys.mode == 0o600 and keys.owner == "ops" and keys.group == "ops"
+    assert any("useradd" in cmd and '"ops"' in cmd for cmd in access.host)
+
+
+def stage_dir(tmp_path: Path, text: str) -> Path:
+    folder = tmp_path / "50-test"
+    folder.mkdir()
+    (folder / "stage.yaml").write_text(text)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("description: x\npackages: tinc\n", "packages: expected a list of strings"),
+        ("description: x\npakages: [tinc]\n", "pakages: unknown key"),
+        ("packages: [tinc]\n", "description: missing"),
+        ("description: x\nfiles:\n  - path: etc/x\n", "files[0].path: 'etc/x' must be absolute"),
+        ("description: x\nfiles:\n  - path: /x\n    mode: rw\n", "files[0].mode: 'rw' is not an octal mode"),
+        ("description: {{ nope }}\n", "line 1: 'nope' is undefined"),
+    ],
+)
+def test_bad_stage_yaml_names_file_and_field(tmp_path: Path, text: str, field: str) -> None:
+    folder = stage_dir(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_stage(folder, context())
+    assert str(info.value).startswith(f"{folder / 'stage.yaml'}: {field}")
+
+
+def test_only_the_first_stage_bootstraps(tmp_path: Path) -> None:
+    for name in ("00-a", "10-b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "stage.yaml").write_text("description: x\nbootstrap: true\n")
+    with pytest.raises(ConfigError, match="exactly the first stage"):
+        load_stages(tmp_path, context())

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Benchmarks for the image build. Prints seconds and ratios against a baseline measured in
+the same run; never asserts a time. Run as root: ``make bench`` (all) or
+``bench/run.py qemu-cpu compression`` (a selection).
+
+- ``qemu-cpu``     emulated python3 start-up in the built tree per QEMU_CPU value, vs "max"
+- ``cold-build``   ``build.py build --no-cache`` vs a plain mmdebstrap of the same package set
+                   (initramfs generated during installation with MODULES=most, QEMU default
+                   CPU), both with a warm .deb cache so the download does not count
+- ``compression``  zstd and xz levels on the built image: seconds and size, vs zstd -3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from ewindow_image.cache import StageCache, default_cache_dir  # noqa: E402
+from ewindow_image.config import load_config, template_context  # noqa: E402
+from ewindow_image.rootfs import apt_sources  # noqa: E402
+from ewindow_image.stages import load_stages  # noqa: E402
+
+STEM = "ewindow-trixie-arm64"
+
+
+def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
+    start = time.monotonic()
+    subprocess.run(argv, check=True, env={**os.environ, **(env or {})},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - start
+
+
+def report(title: str, rows: list[tuple[str, float, str]], baseline: str) -> list[str]:
+    base = next(seconds for name, seconds, _ in rows if name == baseline)
+    lines = [f"## {title}", "", f"| case | seconds | ratio to {baseline} | note |", "|---|---|---|---|"]
+    lines += [f"| {name} | {seconds:.1f} | {seconds / base:.2f} | {note} |" for name, seconds, note in rows]
+    return lines + [""]
+
+
+def bench_qemu_cpu(tree: Path) -> list[str]:
+    """Same emulated work under each QEMU_CPU: python3 importing a few stdlib modules, 8x."""
+    command = ["chroot", str(tree), "/usr/bin/python3", "-c",
+               "import json, email.parser, http.client, asyncio"]
+    rows = []
+    for cpu in ("max", "max,pauth-impdef=on", "max,pauth=off", "cortex-a53", "cortex-a72"):
+        timed(command, {"QEMU_CPU": cpu})  # warm the page cache
+        seconds = sum(timed(command, {"QEMU_CPU": cpu}) for _ in range(8))
+        rows.append((cpu, seconds, "8 emulated python3 start-ups"))
+    return report("QEMU_CPU for emulated commands", rows, "max")
+
+
+def base_packages() -> list[str]:
+    cfg = load_config()
+    return list(load_stages(REPO / "stages", template_context(cfg))[0].packages)
+
+
+def bench_cold_build(cache: StageCache) -> list[str]:
+    """Our cold build vs plain mmdebstrap of the same packages, both with warm .debs."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ewindow-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        bench_cache = tmp / "cache"
+        bench_cache.mkdir()
+        if cache.debs.exists():
+            shutil.copytree(cache.debs, bench_cache / "debs")
+        ours = timed([sys.executable, str(REPO / "build.py"), "build", "--no-cache",
+                      "--cache-dir", str(bench_cache), "--out", str(tmp / "out"),
+                      "--set", "image.compression=[zstd]", "--set", "image.zstd_level=3"])
+        cfg = load_config()
+        plain = [
+            "mmdebstrap", "--mode=root", "--variant=minbase", "--architectures=arm64",
+            "--components=main,contrib,non-free-firmware", f"--include={','.join(base_packages())}",
+            "--skip=essential/unlink", '--setup-hook=mkdir -p "$1/var/cache/apt/archives/"',
+            f"--setup-hook=sync-in {bench_cache / 'debs'} /var/cache/apt/archives/",
+            cfg.suite.value, str(tmp / "plain-rootfs"), *apt_sources(cfg),
+        ]
+        baseline = timed(plain, {"QEMU_CPU": "max"})
+        rows.append(("plain mmdebstrap (initramfs twice, MODULES=most, QEMU_CPU=max)", baseline,
+                     "rootfs only, no image"))
+        rows.append(("build.py build --no-cache", ours, "rootfs + image + zstd -3 + bmap + sums"))
+    return report("Cold build, warm .deb cache", rows,
+                  "plain mmdebstrap (initramfs twice, MODULES=most, QEMU_CPU=max)")
+
+
+def bench_compression(image: Path) -> list[str]:
+    rows = []
+    sizes: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="ewindow-bench-", dir=image.parent) as tmp_name:
+        target = Path(tmp_name) / "x"
+        cases: list[tuple[str, Callable[[], list[str]]]] = [
+            ("zstd -3", lambda: ["zstd", "-q", "-f", "-3", "-T0", "-o", str(target), str(image)]),
+            ("zstd -10", lambda: ["zstd", "-q", "-f", "-10", "-T0", "-o", str(target), str(image)]),
+            ("zstd -19", lambda: ["zstd", "-q", "-f", "-19", "-T0", "-o", str(target), str(image)]),
+            ("xz -6", lambda: ["sh", "-c", f"xz -T0 -6 -c {image} > {target}"]),
+        ]
+        for name, argv in cases:
+            rows.append((name, timed(argv()), ""))
+            sizes[name] = target.stat().st_size
+    image_mib = image.stat().st_size / 2**20
+    rows = [(n, s, f"{sizes[n] / 2**20:.0f} MiB, {image_mib / (sizes[n] / 2**20):.1f}:1") for n, s, _ in rows]
+    return report(f"Compression of the {image_mib:.0f} MiB image", rows, "zstd -3")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cases", nargs="*", default=["qemu-cpu", "compression", "cold-build"])
+    parser.add_argument("--out", type=Path, default=REPO / "out")
+    parser.add_argument("--json", type=Path, help="also write the tables here")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("error: run as root (chroot, mmdebstrap)", file=sys.stderr)
+        return 1
+    cache = StageCache(default_cache_dir())
+    image = args.out / f"{STEM}.img"
+    lines: list[str] = []
+    if "qemu-cpu" in args.cases:
+        tree = cache.work / "rootfs"
+        if not (tree / "usr/bin/python3").exists():
+            print("error: build once first (make image): the bench uses the built tree", file=sys.stderr)
+            return 1
+        lines += bench_qemu_cpu(tree)
+    if "compression" in args.cases:
+        lines += bench_compression(image)
+    if "cold-build" in args.cases:
+        lines += bench_cold_build(cache)
+    print("\n".join(lines))
+    if args.json:
+        args.json.write_text(json.dumps(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -109,7 +109,8 @@ def bench_compression(image: Path) -> list[str]:
             rows.append((name, timed(argv()), ""))
             sizes[name] = target.stat().st_size
     image_mib = image.stat().st_size / 2**20
-    rows = [(n, s, f"{sizes[n] / 2**20:.0f} MiB, {image_mib / (sizes[n] / 2**20):.1f}:1") for n, s, _ in rows]
+    rows = [(n, s, f"{sizes[n] / 2**20:.0f} MiB, {image_mib / (sizes[n] / 2**20):.1f}:1")
+            for n, s, _ in rows]
     return report(f"Compression of the {image_mib:.0f} MiB image", rows, "zstd -3")
 
 

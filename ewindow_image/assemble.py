@@ -13,6 +13,7 @@ from typing import Any
 from . import artifacts as art
 from . import image
 from .config import Config
+from .errors import EWindowError
 from .log import log
 from .rootfs import dpkg_manifest_argv, parse_manifest
 from .runner import run
@@ -38,7 +39,6 @@ def assemble_image(cfg: Config, tree: Path, bootfs: Path, paths: art.ArtifactPat
     used, inodes = image.tree_usage(tree)
     boot_used, _ = image.tree_usage(bootfs)
     if boot_used > cfg.image.boot_size_mib * image.MIB * 0.9:
-        from .errors import EWindowError
         raise EWindowError(f"boot files need {boot_used // image.MIB} MiB, more than 90 % of "
                            f"image.boot_size_mib ({cfg.image.boot_size_mib})",
                            hint="raise image.boot_size_mib")

@@ -78,19 +78,18 @@ def cmd_build(args: argparse.Namespace) -> int:
     hostdeps.ensure_binfmt()
     start = time.monotonic()
     result = build(cfg, RepoPaths(REPO_ROOT), cache, args.out, use_cache=not args.no_cache)
-    print_summary(result.timings, result.info, time.monotonic() - start, result.artifacts.image)
+    produced = result.artifacts.all_for(cfg.image.compression) + [result.artifacts.sums]
+    print_summary(result.timings, produced, time.monotonic() - start, result.artifacts.image)
     return 0
 
 
-def print_summary(timings: dict[str, float], info: dict[str, object], total: float,
+def print_summary(timings: dict[str, float], artifacts: list[Path], total: float,
                   image: Path) -> None:
     lines = ["", f"{'step':<34}{'seconds':>9}"]
     lines += [f"{name:<34}{seconds:>9.1f}" for name, seconds in timings.items()]
     lines.append(f"{'total':<34}{total:>9.1f}")
     lines += ["", f"{'artifact':<44}{'MiB':>9}"]
-    sizes = info.get("artifacts", {})
-    assert isinstance(sizes, dict)
-    lines += [f"{name:<44}{size / 1048576:>9.1f}" for name, size in sizes.items()]
+    lines += [f"{p.name:<44}{p.stat().st_size / 1048576:>9.1f}" for p in artifacts]
     lines += ["", f"image: {image}"]
     log.info("\n".join(lines))
 

@@ -19,6 +19,7 @@ from .cache import StageCache
 from .config import Config, template_context
 from .errors import EWindowError
 from .log import log, step
+from .runner import run
 from .stagerun import StageContext, run_stage, stage_inputs, stage_key
 from .stages import Stage, load_stages
 
@@ -146,18 +147,16 @@ def run_stages(planned: list[PlannedStage], ctx: StageContext, cache: StageCache
 
 
 def git_revision(root: Path) -> str:
-    head = root / ".git"
-    if not head.exists():
+    """HEAD of the checkout, ``-dirty`` with uncommitted changes; ``unknown`` outside git."""
+    if not (root / ".git").exists():
         return "unknown"
-    import subprocess  # only for this read-only query; its failure is not an error
-
-    def git(*args: str) -> str:
-        result = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                                check=False)
-        return result.stdout.strip()
-
-    revision = git("rev-parse", "HEAD") or "unknown"
-    return revision + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    try:
+        revision = run(["git", "-C", root, "rev-parse", "HEAD"], capture=True).strip()
+        changes = run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                      capture=True)
+    except EWindowError:  # e.g. no commit yet, or git refuses a checkout owned by another user
+        return "unknown"
+    return revision + ("-dirty" if changes.strip() else "")
 
 
 def build_info(cfg: Config, repo: RepoPaths, reports: list[StageReport],

@@ -1,12 +1,20 @@
 # SPDX-License-Identifier: MIT
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from ewindow_image.cache import default_cache_dir
+
 REPO = Path(__file__).resolve().parent.parent
+MIB = 1024 * 1024
 
 
 @pytest.fixture
@@ -26,3 +34,79 @@ def fake_target(tmp_path: Path) -> Path:
 
 
 requires_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (make test runs as root)")
+
+
+@dataclass(frozen=True)
+class Built:
+    out: Path
+    site: Path
+    public_key: str
+    stem: str = "ewindow-trixie-arm64"
+
+    def path(self, suffix: str) -> Path:
+        return self.out / f"{self.stem}{suffix}"
+
+    @property
+    def image(self) -> Path:
+        return self.path(".img")
+
+    @property
+    def info(self) -> dict[str, object]:
+        data = json.loads(self.path(".build-info.json").read_text())
+        assert isinstance(data, dict)
+        return data
+
+    def partitions(self) -> tuple[int, int]:
+        table = json.loads(sh("sfdisk", "--json", str(self.image)))["partitiontable"]
+        return table["partitions"][0]["start"] * 512, table["partitions"][1]["start"] * 512
+
+    def boot_file(self, name: str) -> bytes:
+        boot_offset, _ = self.partitions()
+        return subprocess.run(["mtype", "-i", f"{self.image}@@{boot_offset}", f"::/{name}"],
+                              check=True, capture_output=True).stdout
+
+    def boot_names(self) -> list[str]:
+        boot_offset, _ = self.partitions()
+        listing = sh("mdir", "-i", f"{self.image}@@{boot_offset}", "-b", "::/")
+        return [n.removeprefix("::/") for n in listing.split()]
+
+    def debugfs(self, request: str) -> str:
+        _, root_offset = self.partitions()
+        return sh("debugfs", "-R", request, f"{self.image}?offset={root_offset}")
+
+    def root_file(self, path: str) -> str:
+        return self.debugfs(f"cat {path}")
+
+    def exists(self, path: str) -> bool:
+        _, root_offset = self.partitions()
+        result = subprocess.run(["debugfs", "-R", f"stat {path}", f"{self.image}?offset={root_offset}"],
+                                capture_output=True, text=True, check=False)
+        return "File not found" not in result.stderr and "Inode:" in result.stdout
+
+
+def sh(*argv: str) -> str:
+    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+
+
+def admin_test_key(cache: Path) -> str:
+    """An admin key kept in the cache, so repeated test builds hit the stage cache."""
+    key = cache / "test-ssh" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True)
+        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ewindow-test", "-f", str(key))
+    return key.with_suffix(".pub").read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
+    tmp = tmp_path_factory.mktemp("build")
+    public_key = admin_test_key(default_cache_dir())
+    site = tmp / "site.yaml"
+    # Both compressors, at fast levels: the test checks the round trip, not the ratio.
+    site.write_text(f"admin:\n  authorized_keys: ['{public_key}']\n"
+                    "image:\n  compression: [zstd, xz]\n  zstd_level: 3\n  xz_level: 0\n")
+    out = tmp / "out"
+    result = subprocess.run([sys.executable, str(REPO / "build.py"), "build", "-c", str(site),
+                             "--out", str(out)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    yield Built(out, site, public_key)

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 import uuid
@@ -12,6 +11,7 @@ from typing import Any
 
 from . import artifacts as art
 from . import image
+from .cache import remove_tree
 from .config import Config
 from .errors import EWindowError
 from .log import log
@@ -22,8 +22,7 @@ from .runner import run
 def split_boot_partition(tree: Path, bootfs: Path) -> None:
     """Move /boot/firmware out of the tree (it becomes the FAT partition), leaving the
     empty mount point behind for mkfs.ext4 -d."""
-    if bootfs.exists():
-        shutil.rmtree(bootfs)
+    remove_tree(bootfs)
     firmware = tree / "boot/firmware"
     firmware.rename(bootfs)
     firmware.mkdir(mode=0o755)

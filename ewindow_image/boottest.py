@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .errors import EWindowError
 from .log import log
-from .runner import run, spawn
+from .runner import run, spawn, stop
 
 MARKER = "EWINDOW-BOOT-OK"
 MULTI_USER = re.compile(r"Reached target .*[Mm]ulti-[Uu]ser")
@@ -165,12 +165,7 @@ def boot(image: Path, spec: BootSpec) -> BootResult:
                     break
                 time.sleep(1)
         finally:
-            if vm.is_alive():
-                vm.terminate()
-                try:
-                    vm.wait(timeout=10)
-                except Exception:  # noqa: BLE001 - a VM that ignores SIGTERM is killed
-                    vm.kill()
+            stop(vm, "qemu", grace=10)
         seconds = time.monotonic() - start
         console = console_log.read_text(errors="replace")
         saved = Path(tempfile.gettempdir()) / f"ewindow-boot-{spec.machine}.log"

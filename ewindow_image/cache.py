@@ -23,12 +23,37 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .errors import EWindowError
 from .runner import run
 
 
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "ewindow-image"
+
+
+def mounts_under(path: Path) -> list[str]:
+    """Mount points at or below ``path`` (mountinfo escapes spaces as \\040)."""
+    real = os.path.realpath(path)
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4].encode().decode("unicode_escape")
+        if point == real or point.startswith(real + "/"):
+            found.append(point)
+    return found
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a build tree, never through something still mounted in it: an interrupted
+    chroot could have left the host's /dev or /sys bind-mounted inside."""
+    if not path.exists() and not path.is_symlink():
+        return
+    for point in sorted(mounts_under(path), key=len):
+        if point in mounts_under(path):
+            run(["umount", "--recursive", "--lazy", point])
+    if mounts_under(path):
+        raise EWindowError(f"refusing to delete {path}: something is still mounted inside it")
+    shutil.rmtree(path)
 
 
 def copy_tree_argv(source: Path, target: Path) -> list[str]:
@@ -65,18 +90,71 @@ class StageCache:
         if self.has(key):
             return
         partial = final.with_name(f"{key}.partial")
-        if partial.exists():
-            shutil.rmtree(partial)
+        remove_tree(partial)
         partial.mkdir(parents=True)
         run(copy_tree_argv(tree, partial / "rootfs"))
-        (partial / "stage.json").write_text(json.dumps({**metadata, "stored": time.time()}, indent=2))
-        if final.exists():
-            shutil.rmtree(final)
+        size = int(run(["du", "-s", "--block-size=1", os.fspath(partial)], capture=True).split()[0])
+        (partial / "stage.json").write_text(
+            json.dumps({**metadata, "stored": time.time(), "size": size}, indent=2))
+        remove_tree(final)
         partial.rename(final)
 
     def restore(self, key: str, tree: Path) -> None:
-        if tree.exists():
-            shutil.rmtree(tree)
+        remove_tree(tree)
         tree.parent.mkdir(parents=True, exist_ok=True)
         run(copy_tree_argv(self.entry(key) / "rootfs", tree))
         os.utime(self.entry(key) / "stage.json")  # last use, for pruning
+
+    def entries(self) -> list[CacheEntry]:
+        """Finished snapshots, least recently used first."""
+        found = []
+        for meta_file in (self.root / "stages").glob("*/stage.json"):
+            try:
+                meta = json.loads(meta_file.read_text())
+            except ValueError:
+                continue
+            found.append(CacheEntry(meta_file.parent.name, str(meta.get("stage", "?")),
+                                    int(meta.get("size", 0)), meta_file.stat().st_mtime))
+        return sorted(found, key=lambda e: e.last_used)
+
+    def remove(self, key: str) -> None:
+        # Rename first: a half-deleted snapshot must never look finished.
+        entry = self.entry(key)
+        doomed = entry.with_name(f"{key}.deleting")
+        entry.rename(doomed)
+        remove_tree(doomed)
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    key: str
+    stage: str
+    size: int
+    last_used: float
+
+
+def select_prunable(entries: list[CacheEntry], *, now: float, max_age_days: float | None,
+                    max_size: int | None) -> list[CacheEntry]:
+    """Entries unused for longer than ``max_age_days``, then the least recently used until
+    the rest fits in ``max_size`` bytes. ``entries`` are least recently used first."""
+    doomed = [e for e in entries
+              if max_age_days is not None and now - e.last_used > max_age_days * 86400]
+    kept = [e for e in entries if e not in doomed]
+    if max_size is not None:
+        total = sum(e.size for e in kept)
+        for entry in list(kept):
+            if total <= max_size:
+                break
+            doomed.append(entry)
+            kept.remove(entry)
+            total -= entry.size
+    return doomed
+
+
+def parse_size(text: str) -> int:
+    """``20G``, ``500M``, ``1.5T`` or plain bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip().upper().removesuffix("B").removesuffix("I")
+    factor = units.get(text[-1:], 1)
+    number = text[:-1] if text[-1:] in units else text
+    return int(float(number) * factor)

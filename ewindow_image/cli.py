@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 import traceback
@@ -43,6 +44,19 @@ def make_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the resolved config")
     _common(config)
 
+    plan = sub.add_parser("plan", help="show which stages would rebuild and why; changes nothing")
+    _common(plan)
+    plan.add_argument("--out", type=Path, default=REPO_ROOT / "out", help="artifact folder")
+    plan.add_argument("--cache-dir", type=Path, default=None)
+
+    cache = sub.add_parser("cache", help="list or prune the stage cache")
+    cache.add_argument("action", choices=["list", "prune"])
+    cache.add_argument("--cache-dir", type=Path, default=None)
+    cache.add_argument("--max-age", type=float, metavar="DAYS", help="prune: unused longer than this")
+    cache.add_argument("--max-size", metavar="SIZE", help="prune: keep at most this much (e.g. 20G)")
+    cache.add_argument("--all", action="store_true", help="prune: everything")
+    cache.add_argument("--debug", action="store_true", help="tracebacks on errors")
+
     boot = sub.add_parser("boot-test", help="boot the image under qemu and check it came up")
     _common(boot)
     boot.add_argument("image", nargs="?", type=Path, help="image (default: the built one)")
@@ -58,6 +72,46 @@ def load(args: argparse.Namespace) -> Config:
 
 def cmd_config(args: argparse.Namespace) -> int:
     sys.stdout.write(dump_config(load(args)))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .pipeline import RepoPaths
+    from .plan import describe
+
+    cfg = load(args)
+    cache = StageCache(args.cache_dir or default_cache_dir())
+    print("\n".join(describe(cfg, RepoPaths(REPO_ROOT), cache, args.out)))
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    from .cache import parse_size, select_prunable
+
+    cache = StageCache(args.cache_dir or default_cache_dir())
+    entries = cache.entries()
+    now = time.time()
+    if args.action == "list":
+        print(f"{'key':<14}{'stage':<14}{'MiB':>8}  last used")
+        for e in entries:
+            print(f"{e.key[:12]:<14}{e.stage:<14}{e.size / 1048576:>8.0f}  "
+                  f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(e.last_used))}")
+        total_gib = sum(e.size for e in entries) / 1073741824
+        print(f"{len(entries)} snapshots, {total_gib:.1f} GiB in {cache.root}")
+        return 0
+    if not (args.all or args.max_age is not None or args.max_size):
+        raise ConfigError("cache prune", "(arguments)", "give --max-age DAYS, --max-size SIZE or --all")
+    try:
+        max_size = 0 if args.all else (parse_size(args.max_size) if args.max_size else None)
+    except ValueError:
+        raise ConfigError("cache prune", "--max-size", f"'{args.max_size}' is not a size like 20G") from None
+    from .pipeline import exclusive
+
+    with exclusive(cache.root / "build.lock"):
+        doomed = select_prunable(entries, now=now, max_age_days=args.max_age, max_size=max_size)
+        for e in doomed:
+            cache.remove(e.key)
+    print(f"removed {len(doomed)} snapshots ({sum(e.size for e in doomed) / 1048576:.0f} MiB)")
     return 0
 
 
@@ -78,6 +132,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     hostdeps.ensure_binfmt()
     start = time.monotonic()
     result = build(cfg, RepoPaths(REPO_ROOT), cache, args.out, use_cache=not args.no_cache)
+    if result.nothing_to_do:
+        return 0
     produced = result.artifacts.all_for(cfg.image.compression) + [result.artifacts.sums]
     print_summary(result.timings, produced, time.monotonic() - start, result.artifacts.image)
     return 0
@@ -111,12 +167,20 @@ def cmd_boot_test(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "config": cmd_config, "boot-test": cmd_boot_test}
+COMMANDS = {"build": cmd_build, "config": cmd_config, "plan": cmd_plan, "cache": cmd_cache,
+            "boot-test": cmd_boot_test}
+
+
+def _interrupt_on_sigterm(signum: int, frame: object) -> None:
+    # `kill` gets the same orderly stop as Ctrl-C: running commands are stopped, no
+    # unfinished stage or artifact is kept under a final name.
+    raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(getattr(args, "verbose", False))
+    signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
         return COMMANDS[args.command](args)
     except EWindowError as exc:

@@ -28,7 +28,7 @@ class HostError(EWindowError, RuntimeError):
 class CommandError(EWindowError, RuntimeError):
     """An external command failed; its output is in the build log."""
 
-    def __init__(self, argv: list[str], returncode: int, tail: str = "") -> None:
+    def __init__(self, argv: list[str], returncode: int, tail: str = "", output: str = "") -> None:
         name = argv[0] if argv else "?"
         message = f"'{name}' failed with exit status {returncode}"
         if tail:
@@ -36,3 +36,4 @@ class CommandError(EWindowError, RuntimeError):
         super().__init__(message)
         self.argv = argv
         self.returncode = returncode
+        self.output = output  # the last lines the command printed

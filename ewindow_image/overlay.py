@@ -30,6 +30,7 @@ class RenderedFile:
     mode: int
     owner: str
     group: str
+    source: str = ""  # relative to the overlay folder
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,8 @@ def render_overlay(overlay_dir: Path, specs: Iterable[FileSpec],
         executable = os.access(overlay_dir / rel, os.X_OK)
         default_mode = 0o755 if executable else 0o644
         mode = spec.mode if spec and spec.mode is not None else default_mode
-        files.append(RenderedFile(target, render(rel), mode,
-                                  spec.owner if spec else "root", spec.group if spec else "root"))
+        files.append(RenderedFile(target, render(rel), mode, spec.owner if spec else "root",
+                                  spec.group if spec else "root", rel))
         seen.add(target)
 
     if overlay_dir.is_dir():

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import fcntl
-import shutil
+import hashlib
+import json
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .aptstate import AptResolver
 from .artifacts import ArtifactPaths
 from .assemble import assemble_image, publish_artifacts
-from .cache import StageCache
+from .cache import StageCache, remove_tree
 from .config import Config, template_context
 from .errors import EWindowError
 from .log import log, step
@@ -61,6 +64,7 @@ class BuildResult:
     stages: list[StageReport]
     timings: dict[str, float]
     info: dict[str, Any]
+    nothing_to_do: bool = False
 
 
 def artifact_paths(cfg: Config, out_dir: Path) -> ArtifactPaths:
@@ -69,11 +73,12 @@ def artifact_paths(cfg: Config, out_dir: Path) -> ArtifactPaths:
 
 def stage_context(cfg: Config, repo: RepoPaths, cache: StageCache) -> StageContext:
     return StageContext(cfg=cfg, overlays_dir=repo.overlays, deb_cache=cache.debs,
-                        template_context=template_context(cfg))
+                        template_context=template_context(cfg), apt=AptResolver(cfg, cache.root))
 
 
 def plan(cfg: Config, repo: RepoPaths, cache: StageCache) -> list[PlannedStage]:
-    """Load the stages and compute each one's key; pure apart from reading files."""
+    """Load the stages and compute each one's key. Reads files, and asks the mirror which
+    package versions the stages would install (apt indexes kept in the cache)."""
     ctx = stage_context(cfg, repo, cache)
     planned = []
     previous = f"ewindow-image {__version__}"
@@ -100,22 +105,70 @@ def exclusive(lock_file: Path) -> Iterator[None]:
 
 def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
           use_cache: bool = True) -> BuildResult:
-    planned = plan(cfg, repo, cache)
-    ctx = stage_context(cfg, repo, cache)
     paths = artifact_paths(cfg, out_dir)
     with exclusive(cache.root / "build.lock"):
-        tree = cache.work / "rootfs"
-        reports = run_stages(planned, ctx, cache, tree, use_cache=use_cache)
+        with step("plan"):
+            planned = plan(cfg, repo, cache)
+        previous = read_build_info(paths)
+        if use_cache and artifacts_current(cfg, paths, planned, previous):
+            log.info("nothing to do: %s is up to date", paths.image)
+            assert previous is not None
+            return BuildResult(paths, [], {}, previous, nothing_to_do=True)
+        # A fresh work folder per build: a killed build's children may still be writing in
+        # the old one.
+        for old in sorted(cache.work.glob("*")):
+            remove_tree(old)
+        work = cache.work / f"build-{os.getpid()}"
+        tree = work / "rootfs"
+        reports = run_stages(planned, stage_context(cfg, repo, cache), cache, tree,
+                             use_cache=use_cache)
         timings: dict[str, float] = {f"stage {r.name}": r.seconds for r in reports}
         out_dir.mkdir(parents=True, exist_ok=True)
         with step("assemble image"):
             start = time.monotonic()
-            layout = assemble_image(cfg, tree, cache.work / "bootfs", paths)
+            layout = assemble_image(cfg, tree, work / "bootfs", paths)
             timings["assemble image"] = time.monotonic() - start
         info = build_info(cfg, repo, reports, layout_info=layout)
         with step("write artifacts"):
             publish_artifacts(cfg, tree, paths, info, timings)
+        remove_tree(work)
     return BuildResult(paths, reports, timings, info)
+
+
+def read_build_info(paths: ArtifactPaths) -> dict[str, Any] | None:
+    try:
+        data = json.loads(paths.build_info.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def artifacts_current(cfg: Config, paths: ArtifactPaths, planned: list[PlannedStage],
+                      previous: dict[str, Any] | None) -> bool:
+    """The artifacts in out/ come from exactly these stage keys, config and builder, and are
+    all there with the sizes recorded when they were written."""
+    if previous is None:
+        return False
+    recorded = [s.get("key") for s in previous.get("stages", [])]
+    if recorded != [p.key for p in planned]:
+        return False
+    if previous.get("config_digest") != cfg.digest() or previous.get("builder_digest") != package_digest():
+        return False
+    sizes = previous.get("artifacts", {})
+    for artifact in paths.all_for(cfg.image.compression):
+        if artifact == paths.build_info:
+            continue
+        if not artifact.is_file() or sizes.get(artifact.name) != artifact.stat().st_size:
+            return False
+    return paths.sums.is_file()
+
+
+def package_digest() -> str:
+    """All of the builder's code: a change anywhere (assembly too) makes new artifacts."""
+    h = hashlib.sha256()
+    for source in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).with_name("defaults.yaml")]:
+        h.update(source.name.encode() + b"\0" + source.read_bytes())
+    return h.hexdigest()
 
 
 def run_stages(planned: list[PlannedStage], ctx: StageContext, cache: StageCache, tree: Path,
@@ -133,8 +186,8 @@ def run_stages(planned: list[PlannedStage], ctx: StageContext, cache: StageCache
     if resume_at:
         with step(f"restore {planned[resume_at - 1].stage.name} from the cache"):
             cache.restore(planned[resume_at - 1].key, tree)
-    elif tree.exists():
-        shutil.rmtree(tree)
+    else:
+        remove_tree(tree)
     for item in planned[resume_at:]:
         start = time.monotonic()
         with step(f"stage {item.stage.name}: {item.stage.description}"):
@@ -163,6 +216,7 @@ def build_info(cfg: Config, repo: RepoPaths, reports: list[StageReport],
                layout_info: dict[str, Any]) -> dict[str, Any]:
     return {
         "builder_version": __version__,
+        "builder_digest": package_digest(),
         "git_revision": git_revision(repo.root),
         "config_digest": cfg.digest(),
         "config": cfg.as_dict(),

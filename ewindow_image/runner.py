@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
+import time
 from collections import deque
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +23,8 @@ from .log import OUTPUT, log
 
 Argv = Sequence[str | os.PathLike[str]]
 
+TAIL_LINES = 40
+
 BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive"}
 
 
@@ -28,15 +32,14 @@ def run(argv: Argv, *, env: Mapping[str, str] | None = None, cwd: Path | None = 
         input_text: str | None = None, capture: bool = False) -> str:
     """Run ``argv``; log it and stream its output to the log; raise CommandError on failure.
 
-    Returns the captured stdout when ``capture`` is true (then stdout is not logged).
+    Returns the captured stdout when ``capture`` is true (then stdout is not logged). The
+    command runs in its own session: when the build is interrupted (Ctrl-C, SIGTERM), its
+    whole process group gets SIGTERM, then SIGKILL, before the interruption propagates, so
+    nothing keeps writing into a tree the next build is about to reuse.
     """
     args = [os.fspath(a) for a in argv]
     log.debug("+ %s", shlex.join(args))
-    full_env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **BASE_ENV}
-    if "TERM" in os.environ:
-        full_env["TERM"] = os.environ["TERM"]
-    full_env.update(env or {})
-    tail: deque[str] = deque(maxlen=5)
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
     captured: list[str] = []
 
     def on_line(line: str) -> None:
@@ -50,34 +53,62 @@ def run(argv: Argv, *, env: Mapping[str, str] | None = None, cwd: Path | None = 
         else:
             on_line(line)
 
+    command = _command(args[0])
+    process = command(*args[1:], _env=_environment(env), _cwd=os.fspath(cwd) if cwd else None,
+                      _in=input_text, _out=on_stdout, _err=on_line, _tee=False, _bg=True,
+                      _bg_exc=False, _new_session=True)
     try:
-        command = sh.Command(args[0])
-    except sh.CommandNotFound:
-        raise HostError(f"command not found: {args[0]}",
-                        hint="run 'make host-deps' to install the build host's tools") from None
-    try:
-        command(*args[1:], _env=full_env, _cwd=os.fspath(cwd) if cwd else None,
-                _in=input_text, _out=on_stdout, _err=on_line, _tee=False)
+        process.wait()
     except sh.ErrorReturnCode as exc:
         last = next((ln for ln in reversed(tail) if ln.strip()), "")
         log.debug("'%s' exited with %d", args[0], exc.exit_code)
-        raise CommandError(args, exc.exit_code, last) from None
+        raise CommandError(args, exc.exit_code, last, output="\n".join(tail)) from None
     except sh.SignalException as exc:
-        raise CommandError(args, -abs(exc.exit_code), "killed by a signal") from None
+        raise CommandError(args, -abs(exc.exit_code), "killed by a signal",
+                           output="\n".join(tail)) from None
+    except BaseException:
+        stop(process, args[0])
+        raise
     return "".join(captured)
 
 
+def stop(process: sh.RunningCommand, name: str, grace: float = 30.0) -> None:
+    """Stop a command's whole process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+    if not process.is_alive():
+        return
+    log.info("    stopping %s", name)
+    try:
+        process.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while process.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if process.is_alive():
+            process.signal_group(signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def _command(name: str) -> sh.Command:
+    try:
+        return sh.Command(name)
+    except sh.CommandNotFound:
+        raise HostError(f"command not found: {name}",
+                        hint="run 'make host-deps' to install the build host's tools") from None
+
+
+def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **BASE_ENV}
+    if "TERM" in os.environ:
+        env["TERM"] = os.environ["TERM"]
+    env.update(extra or {})
+    return env
+
+
 def spawn(argv: Argv, *, env: Mapping[str, str] | None = None) -> sh.RunningCommand:
-    """Start ``argv`` in the background (for a VM); the caller stops it with ``.terminate()``."""
+    """Start ``argv`` in the background (for a VM); the caller stops it with :func:`stop`."""
     args = [os.fspath(a) for a in argv]
     log.debug("+ %s &", shlex.join(args))
-    full_env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **BASE_ENV,
-                **(env or {})}
-    try:
-        command = sh.Command(args[0])
-    except sh.CommandNotFound:
-        raise HostError(f"command not found: {args[0]}",
-                        hint="run 'make host-deps' to install the build host's tools") from None
-    running: sh.RunningCommand = command(*args[1:], _env=full_env, _bg=True,
-                                         _bg_exc=False, _out=os.devnull, _err=os.devnull)
+    running: sh.RunningCommand = _command(args[0])(
+        *args[1:], _env=_environment(env), _bg=True, _bg_exc=False, _new_session=True,
+        _out=os.devnull, _err=os.devnull)
     return running

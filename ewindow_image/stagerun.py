@@ -10,15 +10,17 @@ sources and options. Equal keys mean equal trees, so a finished stage is reused 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import rootfs as rootfs_cmds
+from .aptstate import AptResolver
+from .cache import remove_tree
 from .config import Config
 from .log import log
 from .overlay import RenderedDir, RenderedFile, install_files, render_overlay
+from .retry import with_retries
 from .runner import run
 from .stages import Stage
 
@@ -32,6 +34,7 @@ class StageContext:
     overlays_dir: Path
     deb_cache: Path
     template_context: dict[str, Any]
+    apt: AptResolver | None = None  # None: keys without the mirror's state (unit tests)
 
     @property
     def env(self) -> dict[str, str]:
@@ -54,22 +57,29 @@ def rendered_overlay(stage: Stage, ctx: StageContext) -> tuple[list[RenderedFile
 
 
 def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, str]:
-    """Named digests of a stage's inputs; the key hashes them, ``plan`` compares them."""
-    inputs: dict[str, str] = {"stage.yaml": _sha(stage.rendered.encode())}
+    """Everything that can change a stage's output, by name; the key hashes them and ``plan``
+    names the ones that differ from the last build. Package entries carry the version apt
+    resolves today; other entries a digest."""
+    inputs: dict[str, str] = {f"stages/{stage.name}/stage.yaml (rendered)": _sha(stage.rendered.encode())}
     for path in sorted(stage.directory.rglob("*")):
         if path.is_file() and path.name != "stage.yaml":
             inputs[f"stages/{stage.name}/{path.relative_to(stage.directory)}"] = _sha(path.read_bytes())
     files, dirs = rendered_overlay(stage, ctx)
     for f in files:
-        inputs[f"overlay:{f.path}"] = _sha(f.content + f"{f.mode:o}:{f.owner}:{f.group}".encode())
+        inputs[f"overlays/{stage.overlay}/{f.source} → {f.path}"] = _sha(
+            f.content + f"{f.mode:o}:{f.owner}:{f.group}".encode())
     for d in dirs:
-        inputs[f"overlay-dir:{d.path}"] = _sha(f"{d.mode:o}:{d.owner}:{d.group}".encode())
-    if stage.bootstrap:
+        inputs[f"directory {d.path}"] = _sha(f"{d.mode:o}:{d.owner}:{d.group}".encode())
+    if stage.packages:
         sources = "\n".join(rootfs_cmds.apt_sources(ctx.cfg) + rootfs_cmds.apt_options(ctx.cfg))
-        inputs["apt"] = _sha(sources.encode())
-        inputs["arch"] = _sha(ctx.cfg.arch.encode())
-    inputs["builder"] = builder_digest()
-    inputs["qemu_cpu"] = _sha(ctx.cfg.build.qemu_cpu.encode())
+        inputs["apt sources"] = _sha(sources.encode())
+        if ctx.apt is not None:
+            resolution = ctx.apt.resolve(stage.packages, minbase=stage.bootstrap)
+            inputs.update({f"package {name}": version for name, version in resolution.versions})
+        else:
+            inputs.update({f"package {name}": "requested" for name in stage.packages})
+    inputs["builder code"] = builder_digest()
+    inputs["QEMU_CPU"] = ctx.cfg.build.qemu_cpu
     return inputs
 
 
@@ -88,16 +98,21 @@ def run_stage(stage: Stage, ctx: StageContext, tree: Path) -> list[str]:
     """Apply ``stage`` to ``tree``; return a short list of what it did."""
     done: list[str] = []
     env = ctx.env
+    attempts = ctx.cfg.apt.retries + 1
     if stage.bootstrap:
-        if tree.exists():
-            shutil.rmtree(tree)
-        tree.parent.mkdir(parents=True, exist_ok=True)
-        ctx.deb_cache.mkdir(parents=True, exist_ok=True)
-        run(rootfs_cmds.mmdebstrap_argv(ctx.cfg, stage.packages, tree, ctx.deb_cache), env=env)
+        def bootstrap() -> None:
+            remove_tree(tree)
+            tree.parent.mkdir(parents=True, exist_ok=True)
+            ctx.deb_cache.mkdir(parents=True, exist_ok=True)
+            run(rootfs_cmds.mmdebstrap_argv(ctx.cfg, stage.packages, tree, ctx.deb_cache), env=env)
+
+        with_retries(bootstrap, attempts=attempts, what=f"stage {stage.name}")
         done.append(f"bootstrapped {ctx.cfg.suite} with {len(stage.packages)} packages")
     elif stage.packages:
-        run(rootfs_cmds.chroot_argv(tree, rootfs_cmds.apt_install_script(ctx.cfg, stage.packages),
-                                    binds=[(ctx.deb_cache, "/var/cache/apt/archives")]), env=env)
+        install = rootfs_cmds.chroot_argv(tree, rootfs_cmds.apt_install_script(ctx.cfg, stage.packages),
+                                          binds=[(ctx.deb_cache, "/var/cache/apt/archives")])
+        # apt-get install is safe to repeat in place after a failed download.
+        with_retries(lambda: run(install, env=env), attempts=attempts, what=f"stage {stage.name}")
         done.append(f"installed {', '.join(stage.packages)}")
     for command in stage.host:
         run(rootfs_cmds.host_hook_argv(tree, command), env={**env, "ROOTFS": str(tree)})

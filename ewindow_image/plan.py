@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: MIT
+"""``build.py plan``: what a build would do, and why. Changes nothing in out/ or the stage
+cache (it refreshes the apt indexes under the cache, as a build would)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .artifacts import ArtifactPaths
+from .cache import StageCache
+from .config import Config
+from .pipeline import (
+    PlannedStage,
+    RepoPaths,
+    artifact_paths,
+    artifacts_current,
+    plan,
+    read_build_info,
+)
+
+MAX_REASONS = 6
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    name: str
+    description: str
+    key: str
+    cached: bool
+    reasons: tuple[str, ...]
+
+
+def diff_inputs(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """Human-readable differences: "package tinc added", "overlays/…/hostname.j2 changed"."""
+    reasons = []
+    # files and settings first, then packages (often many)
+    for name in sorted(set(old) | set(new), key=lambda n: (n.startswith("package "), n)):
+        before, after = old.get(name), new.get(name)
+        if before == after:
+            continue
+        if name.startswith("package "):
+            if before is None:
+                reasons.append(f"{name} added")
+            elif after is None:
+                reasons.append(f"{name} removed")
+            else:
+                reasons.append(f"{name} {before} → {after}")
+        elif before is None:
+            reasons.append(f"{name} added")
+        elif after is None:
+            reasons.append(f"{name} removed")
+        else:
+            reasons.append(f"{name} changed")
+    return reasons
+
+
+def explain(planned: list[PlannedStage], cache: StageCache,
+            previous: dict[str, Any] | None) -> list[StagePlan]:
+    previous_keys = {s["name"]: s["key"] for s in (previous or {}).get("stages", [])}
+    resume_at = next((i + 1 for i in range(len(planned) - 1, -1, -1) if cache.has(planned[i].key)), 0)
+    plans = []
+    for index, item in enumerate(planned):
+        name = item.stage.name
+        if index < resume_at:
+            plans.append(StagePlan(name, item.stage.description, item.key, True, ()))
+            continue
+        reasons: list[str] = []
+        old_key = previous_keys.get(name)
+        if index > resume_at:
+            reasons.append(f"follows {planned[index - 1].stage.name}, which rebuilds")
+        elif old_key and cache.has(old_key):
+            changed = diff_inputs(cache.metadata(old_key).get("inputs", {}), item.inputs)
+            reasons += changed[:MAX_REASONS]
+            if len(changed) > MAX_REASONS:
+                reasons.append(f"and {len(changed) - MAX_REASONS} more")
+            if not changed:
+                reasons.append("an earlier stage changed")
+        elif old_key:
+            reasons.append("the last build's result is no longer in the cache")
+        else:
+            reasons.append("not built before")
+        plans.append(StagePlan(name, item.stage.description, item.key, False, tuple(reasons)))
+    return plans
+
+
+def describe(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path) -> list[str]:
+    paths: ArtifactPaths = artifact_paths(cfg, out_dir)
+    planned = plan(cfg, repo, cache)
+    previous = read_build_info(paths)
+    plans = explain(planned, cache, previous)
+    lines = [f"{cfg.suite} {cfg.arch} image, cache {cache.root}", ""]
+    for p in plans:
+        state = "cached" if p.cached else "rebuild"
+        lines.append(f"  {p.name:<14} {state:<8} {p.description}")
+        lines += [f"  {'':<14} {'':<8} - {reason}" for reason in p.reasons]
+    lines.append("")
+    if artifacts_current(cfg, paths, planned, previous):
+        lines.append(f"nothing to rebuild: the artifacts in {out_dir} are up to date")
+    else:
+        if all(p.cached for p in plans):
+            lines.append("nothing to rebuild; the image is assembled again from the cached tree")
+        lines.append("artifacts to write:")
+        lines += [f"  {a}" for a in paths.all_for(cfg.image.compression) + [paths.sums]]
+    return lines

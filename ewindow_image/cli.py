@@ -102,13 +102,14 @@ def cmd_cache(args: argparse.Namespace) -> int:
     if not (args.all or args.max_age is not None or args.max_size):
         raise ConfigError("cache prune", "(arguments)", "give --max-age DAYS, --max-size SIZE or --all")
     try:
-        max_size = 0 if args.all else (parse_size(args.max_size) if args.max_size else None)
+        max_size = parse_size(args.max_size) if args.max_size else None
     except ValueError:
         raise ConfigError("cache prune", "--max-size", f"'{args.max_size}' is not a size like 20G") from None
     from .pipeline import exclusive
 
     with exclusive(cache.root / "build.lock"):
-        doomed = select_prunable(entries, now=now, max_age_days=args.max_age, max_size=max_size)
+        doomed = entries if args.all else select_prunable(entries, now=now, max_age_days=args.max_age,
+                                                          max_size=max_size)
         for e in doomed:
             cache.remove(e.key)
     print(f"removed {len(doomed)} snapshots ({sum(e.size for e in doomed) / 1048576:.0f} MiB)")

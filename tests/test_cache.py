@@ -36,7 +36,8 @@ def test_prune_by_age_then_size() -> None:
 
 
 @pytest.mark.parametrize(("text", "size"), [
-    ("20G", 20 << 30), ("500M", 500 << 20), ("1.5T", int(1.5 * (1 << 40))), ("1024", 1024), ("2GiB", 2 << 30),
+    ("20G", 20 << 30), ("500M", 500 << 20), ("1.5T", int(1.5 * (1 << 40))),
+    ("1024", 1024), ("2GiB", 2 << 30),
 ])
 def test_sizes(text: str, size: int) -> None:
     assert parse_size(text) == size

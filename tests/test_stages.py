@@ -28,9 +28,11 @@ def test_project_stages_load_in_numeric_order() -> None:
         assert package in base.packages
 
 
-def test_extra_packages_reach_the_bootstrap() -> None:
-    base = load_stages(REPO / "stages", context("extra_packages=[tmux, htop]"))[0]
-    assert base.packages[-2:] == ("tmux", "htop")
+def test_extra_packages_get_a_late_stage_of_their_own() -> None:
+    stages = {s.name: s for s in load_stages(REPO / "stages", context("extra_packages=[tmux, htop]"))}
+    assert stages["45-extra"].packages == ("tmux", "htop")
+    assert "tmux" not in stages["00-base"].packages
+    assert load_stages(REPO / "stages", context())[0].packages == stages["00-base"].packages
 
 
 def test_admin_user_is_templated_into_paths() -> None:

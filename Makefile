@@ -19,11 +19,12 @@ HOST_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test dosfstools
 # Extra packages for the tests.
 TEST_PACKAGES := $(HOST_PACKAGES) shellcheck device-tree-compiler cpio openssh-client
 
-.PHONY: image test test-fast boot-test config lint bench host-deps test-deps venv clean help
+.PHONY: image test test-fast boot-test plan config lint bench host-deps test-deps venv clean help
 
 help:
 	@echo "make image      build out/*.img and its artifacts (SITE=site.yaml SET='key=value ...')"
 	@echo "make test       run the whole test suite, including an image build and qemu boots"
+	@echo "make plan       show which stages would rebuild and why (changes nothing)"
 	@echo "make boot-test  boot the built image under qemu (virt and raspi3b)"
 	@echo "make config     print the resolved config"
 	@echo "make bench      run the benchmarks in bench/"
@@ -33,6 +34,9 @@ image: host-deps venv
 
 boot-test: host-deps venv
 	$(SUDO) $(PY) build.py boot-test $(BUILD_ARGS)
+
+plan: host-deps venv
+	$(SUDO) $(PY) build.py plan $(BUILD_ARGS)
 
 config: venv
 	$(PY) build.py config $(if $(SITE),-c $(SITE)) $(foreach s,$(SET),--set $(s))

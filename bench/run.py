@@ -5,10 +5,12 @@ the same run; never asserts a time. Run as root: ``make bench`` (all) or
 ``bench/run.py qemu-cpu compression`` (a selection).
 
 - ``qemu-cpu``     emulated python3 start-up in the built tree per QEMU_CPU value, vs "max"
-- ``cold-build``   ``build.py build --no-cache`` vs a plain mmdebstrap of the same package set
-                   (initramfs generated during installation with MODULES=most, QEMU default
-                   CPU), both with a warm .deb cache so the download does not count
 - ``compression``  zstd and xz levels on the built image: seconds and size, vs zstd -3
+- ``snapshots``    stage snapshot formats: store and restore of the 00-base tree, disk use
+- ``builds``       cold build, no-op rebuild, one overlay file edited, one package added (vs
+                   the cold build), and a plain mmdebstrap of the same package set
+                   (initramfs generated during installation with MODULES=most, QEMU default
+                   CPU); all with a warm .deb cache so the download does not count
 """
 
 from __future__ import annotations
@@ -66,32 +68,85 @@ def base_packages() -> list[str]:
     return list(load_stages(REPO / "stages", template_context(cfg))[0].packages)
 
 
-def bench_cold_build(cache: StageCache) -> list[str]:
-    """Our cold build vs plain mmdebstrap of the same packages, both with warm .debs."""
-    rows = []
+def copy_checkout(target: Path) -> Path:
+    for name in ("build.py", "ewindow_image", "stages", "overlays"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
+
+def bench_builds(cache: StageCache) -> list[str]:
+    """Cold build vs plain mmdebstrap, then no-op, overlay edit and package added, all in one
+    session, with a copy of the checkout (the overlay edit) and a fresh stage cache that
+    shares only the .deb files and apt indexes, so the download is not measured."""
     with tempfile.TemporaryDirectory(prefix="ewindow-bench-") as tmp_name:
         tmp = Path(tmp_name)
+        checkout = copy_checkout(tmp / "checkout")
         bench_cache = tmp / "cache"
         bench_cache.mkdir()
-        if cache.debs.exists():
-            shutil.copytree(cache.debs, bench_cache / "debs")
-        ours = timed([sys.executable, str(REPO / "build.py"), "build", "--no-cache",
-                      "--cache-dir", str(bench_cache), "--out", str(tmp / "out"),
-                      "--set", "image.compression=[zstd]", "--set", "image.zstd_level=3"])
+        for shared in ("debs", "apt"):
+            if (cache.root / shared).exists():
+                (bench_cache / shared).symlink_to(cache.root / shared)
+        build = [sys.executable, str(checkout / "build.py"), "build", "--cache-dir", str(bench_cache),
+                 "--out", str(tmp / "out")]
+        cold = timed(build)
+        noop = timed(build)
+        with (checkout / "overlays/ewindow/usr/local/sbin/ewindow-boot-report").open("a") as f:
+            f.write("# bench: one overlay file edited\n")
+        overlay = timed(build)
+        package = timed([*build, "--set", "extra_packages=[tmux]"])
         cfg = load_config()
         plain = [
             "mmdebstrap", "--mode=root", "--variant=minbase", "--architectures=arm64",
             "--components=main,contrib,non-free-firmware", f"--include={','.join(base_packages())}",
             "--skip=essential/unlink", '--setup-hook=mkdir -p "$1/var/cache/apt/archives/"',
-            f"--setup-hook=sync-in {bench_cache / 'debs'} /var/cache/apt/archives/",
+            f"--setup-hook=sync-in {cache.debs} /var/cache/apt/archives/",
             cfg.suite.value, str(tmp / "plain-rootfs"), *apt_sources(cfg),
         ]
         baseline = timed(plain, {"QEMU_CPU": "max"})
-        rows.append(("plain mmdebstrap (initramfs twice, MODULES=most, QEMU_CPU=max)", baseline,
-                     "rootfs only, no image"))
-        rows.append(("build.py build --no-cache", ours, "rootfs + image + zstd -3 + bmap + sums"))
-    return report("Cold build, warm .deb cache", rows,
-                  "plain mmdebstrap (initramfs twice, MODULES=most, QEMU_CPU=max)")
+    rows = [
+        ("cold build", cold, "build.py build, empty stage cache: rootfs + image + zstd -9 + bmap + sums"),
+        ("plain mmdebstrap", baseline, "same packages, initramfs twice (MODULES=most), QEMU_CPU=max; "
+                                       "rootfs only"),
+        ("no-op rebuild", noop, "nothing to do"),
+        ("one overlay file edited", overlay, "40-ewindow and later + image"),
+        ("one package added", package, "45-extra (apt, emulated) and later + image"),
+    ]
+    return report("Builds, warm .deb cache", rows, "cold build")
+
+
+def bench_snapshots(cache: StageCache) -> list[str]:
+    """Formats for a stage snapshot of the 00-base tree: store, restore, disk use."""
+    base = next((e for e in cache.entries() if e.stage == "00-base"), None)
+    if base is None:
+        return ["(no 00-base snapshot in the cache: build once first)", ""]
+    tree = cache.entry(base.key) / "rootfs"
+    rows: list[tuple[str, float, str]] = []
+    with tempfile.TemporaryDirectory(prefix="ewindow-bench-", dir=cache.root) as tmp_name:
+        tmp = Path(tmp_name)
+        cases = {
+            "cp -a (used)": (["cp", "-a", "--reflink=auto", str(tree), str(tmp / "s")],
+                             ["cp", "-a", "--reflink=auto", str(tmp / "s"), str(tmp / "r")]),
+            "tar + zstd -1": (["tar", "--xattrs", "--acls", "-I", "zstd -1 -T0", "-C", str(tree), "-cpf",
+                               str(tmp / "s.tar.zst"), "."],
+                              ["sh", "-c", f"mkdir {tmp / 'r'} && tar --xattrs --acls -I zstd "
+                                           f"-C {tmp / 'r'} -xpf {tmp / 's.tar.zst'}"]),
+            "cp -al (hard links)": (["cp", "-al", str(tree), str(tmp / "s")],
+                                    ["cp", "-al", str(tmp / "s"), str(tmp / "r")]),
+        }
+        for name, (store, restore) in cases.items():
+            subprocess.run(["sync"], check=True)
+            stored = timed(store)
+            restored = timed(restore)
+            used = subprocess.run(["du", "-s", "--block-size=1M", str(tmp)], capture_output=True, text=True,
+                                  check=True).stdout.split()[0]
+            rows.append((f"{name}: store", stored, f"disk after store+restore: {used} MiB"))
+            rows.append((f"{name}: restore", restored, ""))
+            subprocess.run(["rm", "-rf", *map(str, tmp.iterdir())], check=True)
+    return report(f"Stage snapshot formats ({base.size / 2**20:.0f} MiB tree)", rows, "cp -a (used): store")
 
 
 def bench_compression(image: Path) -> list[str]:
@@ -117,7 +172,8 @@ def bench_compression(image: Path) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("cases", nargs="*", default=["qemu-cpu", "compression", "cold-build"])
+    parser.add_argument("cases", nargs="*",
+                        default=["qemu-cpu", "compression", "snapshots", "builds"])
     parser.add_argument("--out", type=Path, default=REPO / "out")
     parser.add_argument("--json", type=Path, help="also write the tables here")
     args = parser.parse_args()
@@ -127,16 +183,19 @@ def main() -> int:
     cache = StageCache(default_cache_dir())
     image = args.out / f"{STEM}.img"
     lines: list[str] = []
+    base = next((e for e in cache.entries() if e.stage == "00-base"), None)
+    if base is None or not image.exists():
+        print("error: build once first (make image): the bench uses the built image and tree",
+              file=sys.stderr)
+        return 1
     if "qemu-cpu" in args.cases:
-        tree = cache.work / "rootfs"
-        if not (tree / "usr/bin/python3").exists():
-            print("error: build once first (make image): the bench uses the built tree", file=sys.stderr)
-            return 1
-        lines += bench_qemu_cpu(tree)
+        lines += bench_qemu_cpu(cache.entry(base.key) / "rootfs")
     if "compression" in args.cases:
         lines += bench_compression(image)
-    if "cold-build" in args.cases:
-        lines += bench_cold_build(cache)
+    if "snapshots" in args.cases:
+        lines += bench_snapshots(cache)
+    if "builds" in args.cases:
+        lines += bench_builds(cache)
     print("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps(lines))

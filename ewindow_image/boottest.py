@@ -20,6 +20,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +47,7 @@ class BootSpec:
     mac: str = "52:54:00:e1:c0:fe"
     extra_cmdline: str = ""
     grow_bytes: int = 0  # make the disk copy larger, to see the root grow at first boot
+    ssh_port: int = 0  # virt: forward 127.0.0.1:ssh_port to the guest's port 22
 
 
 @dataclass
@@ -111,7 +113,8 @@ def qemu_argv(spec: BootSpec, files: dict[str, Path], disk: Path, console_log: P
                 *common,
                 "-drive", f"file={os.fspath(disk)},if=none,id=d0,format=raw",
                 "-device", "virtio-blk-pci,drive=d0",
-                "-netdev", "user,id=n0,restrict=on",
+                "-netdev", "user,id=n0,restrict=on"
+                + (f",hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22" if spec.ssh_port else ""),
                 "-device", f"virtio-net-pci,netdev=n0,mac={spec.mac}",
                 "-serial", f"file:{os.fspath(console_log)}"]
     if spec.machine == "raspi3b":
@@ -138,8 +141,11 @@ def parse_report(console: str) -> dict[str, str]:
     return {}
 
 
-def boot(image: Path, spec: BootSpec) -> BootResult:
-    """Boot a copy of ``image``; return once the boot report appeared, or raise."""
+def boot(image: Path, spec: BootSpec, while_up: Callable[[], None] | None = None) -> BootResult:
+    """Boot a copy of ``image``; return once the boot report appeared, or raise.
+
+    ``while_up`` runs after the report appeared and before the VM is stopped (e.g. to log in
+    over the forwarded SSH port)."""
     with tempfile.TemporaryDirectory(prefix="ewindow-boot-") as tmp_name:
         tmp = Path(tmp_name)
         disk = tmp / "disk.img"
@@ -164,6 +170,8 @@ def boot(image: Path, spec: BootSpec) -> BootResult:
                 if any(f in console for f in FAILURES) or not vm.is_alive():
                     break
                 time.sleep(1)
+            if while_up is not None and MARKER in console:
+                while_up()
         finally:
             stop(vm, "qemu", grace=10)
         seconds = time.monotonic() - start

@@ -51,6 +51,10 @@ class Built:
         return self.path(".img")
 
     @property
+    def private_key(self) -> Path:
+        return default_cache_dir() / "test-ssh" / "id_ed25519"
+
+    @property
     def info(self) -> dict[str, object]:
         data = json.loads(self.path(".build-info.json").read_text())
         assert isinstance(data, dict)
@@ -110,3 +114,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
                              "--out", str(out)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     yield Built(out, site, public_key)
+
+
+def seeded_cache(tmp: Path) -> Path:
+    main = default_cache_dir()
+    cache = tmp / "cache"
+    (cache / "stages").mkdir(parents=True)
+    for name in ("debs", "apt"):
+        if (main / name).exists():
+            (cache / name).symlink_to(main / name)
+    for meta in (main / "stages").glob("*/stage.json"):
+        (cache / "stages" / meta.parent.name).symlink_to(meta.parent)
+    return cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import socket
 import subprocess
 from pathlib import Path
 
@@ -23,6 +24,13 @@ from .conftest import Built, requires_root, sh
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, requires_root]
 MIB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def test_all_artifacts_are_complete_and_summed(built: Built) -> None:
@@ -132,7 +140,30 @@ def test_access_is_by_key_only(built: Built) -> None:
 def test_boots_on_qemu_virt_and_grows_the_root(built: Built) -> None:
     _, root_offset = built.partitions()
     root_size_kib = (built.image.stat().st_size - root_offset) // 1024
-    result = boot(built.image, BootSpec(machine="virt", timeout=300, grow_bytes=512 * MIB))
+    port = free_port()
+    key = built.private_key
+    ssh = ["ssh", "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+           "-o", "ConnectTimeout=20", "-o", "BatchMode=yes"]
+    seen: dict[str, subprocess.CompletedProcess[str]] = {}
+
+    def log_in() -> None:
+        seen["key"] = subprocess.run([*ssh, "-i", str(key), "-o", "IdentitiesOnly=yes", "ewindow@127.0.0.1",
+                                      "sudo -n id -u && cat /etc/ssh/ssh_host_ed25519_key.pub"],
+                                     capture_output=True, text=True, timeout=120, check=False)
+        seen["password"] = subprocess.run([*ssh, "-o", "PubkeyAuthentication=no",
+                                           "-o", "PreferredAuthentications=password,keyboard-interactive",
+                                           "ewindow@127.0.0.1", "true"],
+                                          capture_output=True, text=True, timeout=60, check=False)
+
+    result = boot(built.image, BootSpec(machine="virt", timeout=300, grow_bytes=512 * MIB, ssh_port=port),
+                  while_up=log_in)
+    # SSH by key works, sudo needs no password, the host key was made on this boot
+    assert seen["key"].returncode == 0, seen["key"].stderr
+    assert seen["key"].stdout.splitlines()[0] == "0"
+    assert seen["key"].stdout.splitlines()[1].startswith("ssh-ed25519 ")
+    # and nothing else is offered
+    assert seen["password"].returncode == 255
+    assert "Permission denied (publickey)" in seen["password"].stderr
     report = result.report
     assert report["hostname"] == "ewindow"
     assert report["ssh"] == "active" and report["networkd"] == "active"

@@ -20,25 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.cache import default_cache_dir
-
-from .conftest import REPO, Built, requires_root, sh
+from .conftest import REPO, Built, requires_root, seeded_cache, sh
 
 pytestmark = [pytest.mark.slow, requires_root]
 STEM = "ewindow-trixie-arm64"
 FINAL_SUFFIXES = (".img", ".img.zst", ".img.bmap", ".manifest", ".build-info.json")
-
-
-def seeded_cache(tmp: Path) -> Path:
-    main = default_cache_dir()
-    cache = tmp / "cache"
-    (cache / "stages").mkdir(parents=True)
-    for name in ("debs", "apt"):
-        if (main / name).exists():
-            (cache / name).symlink_to(main / name)
-    for meta in (main / "stages").glob("*/stage.json"):
-        (cache / "stages" / meta.parent.name).symlink_to(meta.parent)
-    return cache
 
 
 def build_argv(site: Path, cache: Path, out: Path) -> list[str]:

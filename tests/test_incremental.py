@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: MIT
+"""Rebuild only what changed: ``plan`` and ``build`` after an overlay edit and a package added.
+
+Runs a copy of the checkout (so the test can edit an overlay) with a cache folder seeded from
+the main cache, warm from the ``built`` fixture.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, Built, requires_root, seeded_cache
+
+pytestmark = [pytest.mark.slow, requires_root]
+REPORT = "overlays/ewindow/usr/local/sbin/ewindow-boot-report"
+
+
+def copy_checkout(target: Path) -> Path:
+    for name in ("build.py", "ewindow_image", "stages", "overlays"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, target / name)
+    return target
+
+
+def cli(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, str(checkout / "build.py"), *args], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result
+
+
+def stage_lines(plan_output: str) -> dict[str, str]:
+    return {line.split()[0]: line.split()[1] for line in plan_output.splitlines()
+            if line.startswith("  ") and line.split()[0][:2].isdigit()}
+
+
+def test_plan_and_build_redo_only_what_changed(built: Built, tmp_path: Path) -> None:
+    checkout = copy_checkout(tmp_path / "checkout")
+    site = tmp_path / "site.yaml"  # the built image's stages, cheaper compression
+    site.write_text(f"admin:\n  authorized_keys: ['{built.public_key}']\n"
+                    "image:\n  compression: [zstd]\n  zstd_level: 1\n")
+    common = ["-c", str(site), "--cache-dir", str(seeded_cache(tmp_path)), "--out", str(tmp_path / "out")]
+    cli(checkout, "build", *common)
+
+    # after a fresh build: nothing to do, and a second build leaves the artifacts alone
+    plan = cli(checkout, "plan", *common).stdout
+    assert "nothing to rebuild" in plan and set(stage_lines(plan).values()) == {"cached"}
+    image = tmp_path / "out" / f"{built.stem}.img"
+    before = image.stat().st_mtime_ns
+    assert "nothing to do" in cli(checkout, "build", *common).stderr
+    assert image.stat().st_mtime_ns == before
+
+    # one overlay file edited: its stage and the later ones rebuild, and plan says why
+    with (checkout / REPORT).open("a") as f:
+        f.write("# edited by test_incremental\n")
+    plan = cli(checkout, "plan", *common).stdout
+    states = stage_lines(plan)
+    assert states == {"00-base": "cached", "10-boot": "cached", "20-system": "cached", "30-access": "cached",
+                      "40-ewindow": "rebuild", "45-extra": "rebuild", "90-finalise": "rebuild"}
+    assert f"- {REPORT} → /usr/local/sbin/ewindow-boot-report changed" in plan
+    assert "- follows 40-ewindow, which rebuilds" in plan
+    log = cli(checkout, "build", *common).stderr
+    assert "stage 30-access: cached" in log and "==> stage 40-ewindow" in log
+    assert "==> stage 20-system" not in log
+
+    # one package added: only the package stage and those after it
+    with_tmux = [*common, "--set", "extra_packages=[tmux]"]
+    plan = cli(checkout, "plan", *with_tmux).stdout
+    assert stage_lines(plan)["40-ewindow"] == "cached"
+    assert stage_lines(plan)["45-extra"] == "rebuild"
+    assert "- package tmux added" in plan
+    log = cli(checkout, "build", *with_tmux).stderr
+    assert "stage 40-ewindow: cached" in log and "==> stage 45-extra" in log
+    manifest = (tmp_path / "out" / f"{built.stem}.manifest").read_text()
+    assert "\ntmux\t" in manifest

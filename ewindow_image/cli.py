@@ -57,6 +57,13 @@ def make_parser() -> argparse.ArgumentParser:
     cache.add_argument("--all", action="store_true", help="prune: everything")
     cache.add_argument("--debug", action="store_true", help="tracebacks on errors")
 
+    ident = sub.add_parser("identity", help="a window's identity from its MAC or serial, as JSON")
+    source = ident.add_mutually_exclusive_group(required=True)
+    source.add_argument("--mac", help="the window's base MAC (its on-board Ethernet)")
+    source.add_argument("--serial", help="the Pi's serial number (Pi 1–3 MAC rule)")
+    ident.add_argument("--prefix", default=None, help="the /64 for the ULA (default fde1:c0fe::/64)")
+    ident.add_argument("--debug", action="store_true", help="tracebacks on errors")
+
     boot = sub.add_parser("boot-test", help="boot the image under qemu and check it came up")
     _common(boot)
     boot.add_argument("image", nargs="?", type=Path, help="image (default: the built one)")
@@ -82,6 +89,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
     cfg = load(args)
     cache = StageCache(args.cache_dir or default_cache_dir())
     print("\n".join(describe(cfg, RepoPaths(REPO_ROOT), cache, args.out)))
+    return 0
+
+
+def cmd_identity(args: argparse.Namespace) -> int:
+    from firstboot.identity import DEFAULT_PREFIX, IdentityError, derive, mac_from_serial, normalise_serial
+
+    prefix = args.prefix or DEFAULT_PREFIX
+    try:
+        derive("", "b8:27:eb:00:00:00", prefix=prefix)
+    except ValueError as exc:  # IdentityError, or ipaddress's own for a malformed prefix
+        raise ConfigError("--prefix", "", str(exc)) from None
+    try:
+        if args.mac:
+            identity = derive("", args.mac, prefix=prefix)
+        else:
+            serial = normalise_serial(args.serial)
+            identity = derive(serial, mac_from_serial(serial), prefix=prefix)
+    except IdentityError as exc:
+        raise ConfigError("--mac" if args.mac else "--serial", "", str(exc)) from None
+    print(identity.to_json())
     return 0
 
 
@@ -169,7 +196,7 @@ def cmd_boot_test(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"build": cmd_build, "config": cmd_config, "plan": cmd_plan, "cache": cmd_cache,
-            "boot-test": cmd_boot_test}
+            "identity": cmd_identity, "boot-test": cmd_boot_test}
 
 
 def _interrupt_on_sigterm(signum: int, frame: object) -> None:

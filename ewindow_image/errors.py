@@ -16,7 +16,7 @@ class ConfigError(EWindowError, ValueError):
     """Bad configuration: names the file and the dotted field."""
 
     def __init__(self, source: str, field: str, message: str, *, hint: str | None = None) -> None:
-        super().__init__(f"{source}: {field}: {message}", hint=hint)
+        super().__init__(f"{source}: {field}: {message}" if field else f"{source}: {message}", hint=hint)
         self.source = source
         self.field = field
 

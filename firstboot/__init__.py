@@ -1,0 +1,2 @@
+# SPDX-License-Identifier: MIT
+"""Runs on the window at first boot (standard library only)."""

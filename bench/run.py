@@ -69,6 +69,7 @@ def base_packages() -> list[str]:
 
 
 def copy_checkout(target: Path) -> Path:
+    target.mkdir(parents=True)
     for name in ("build.py", "ewindow_image", "stages", "overlays"):
         source = REPO / name
         if source.is_dir():

@@ -32,11 +32,18 @@ class StagePlan:
     reasons: tuple[str, ...]
 
 
-def diff_inputs(old: dict[str, str], new: dict[str, str]) -> list[str]:
-    """Human-readable differences: "package tinc added", "overlays/…/hostname.j2 changed"."""
+def diff_inputs(old: dict[str, str], new: dict[str, str], requested: tuple[str, ...] = ()) -> list[str]:
+    """Human-readable differences: "package tinc added", "overlays/…/hostname.j2 changed".
+    Files and settings first, then the packages the stage asks for, then their dependencies."""
+    wanted = {f"package {name}" for name in requested}
+
+    def order(name: str) -> tuple[int, str]:
+        if not name.startswith("package "):
+            return (0, name)
+        return (1 if name in wanted else 2, name)
+
     reasons = []
-    # files and settings first, then packages (often many)
-    for name in sorted(set(old) | set(new), key=lambda n: (n.startswith("package "), n)):
+    for name in sorted(set(old) | set(new), key=order):
         before, after = old.get(name), new.get(name)
         if before == after:
             continue
@@ -71,7 +78,8 @@ def explain(planned: list[PlannedStage], cache: StageCache,
         if index > resume_at:
             reasons.append(f"follows {planned[index - 1].stage.name}, which rebuilds")
         elif old_key and cache.has(old_key):
-            changed = diff_inputs(cache.metadata(old_key).get("inputs", {}), item.inputs)
+            changed = diff_inputs(cache.metadata(old_key).get("inputs", {}), item.inputs,
+                                  item.stage.packages)
             reasons += changed[:MAX_REASONS]
             if len(changed) > MAX_REASONS:
                 reasons.append(f"and {len(changed) - MAX_REASONS} more")

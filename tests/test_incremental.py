@@ -21,6 +21,7 @@ REPORT = "overlays/ewindow/usr/local/sbin/ewindow-boot-report"
 
 
 def copy_checkout(target: Path) -> Path:
+    target.mkdir(parents=True)
     for name in ("build.py", "ewindow_image", "stages", "overlays"):
         source = REPO / name
         if source.is_dir():
@@ -68,8 +69,8 @@ def test_plan_and_build_redo_only_what_changed(built: Built, tmp_path: Path) -> 
     assert f"- {REPORT} → /usr/local/sbin/ewindow-boot-report changed" in plan
     assert "- follows 40-ewindow, which rebuilds" in plan
     log = cli(checkout, "build", *common).stderr
-    assert "stage 30-access: cached" in log and "==> stage 40-ewindow" in log
-    assert "==> stage 20-system" not in log
+    assert "==> stage 30-access: cached" in log and "<== stage 40-ewindow" in log
+    assert "<== stage 30-access" not in log
 
     # one package added: only the package stage and those after it
     with_tmux = [*common, "--set", "extra_packages=[tmux]"]
@@ -78,6 +79,6 @@ def test_plan_and_build_redo_only_what_changed(built: Built, tmp_path: Path) -> 
     assert stage_lines(plan)["45-extra"] == "rebuild"
     assert "- package tmux added" in plan
     log = cli(checkout, "build", *with_tmux).stderr
-    assert "stage 40-ewindow: cached" in log and "==> stage 45-extra" in log
+    assert "==> stage 40-ewindow: cached" in log and "<== stage 45-extra" in log
     manifest = (tmp_path / "out" / f"{built.stem}.manifest").read_text()
     assert "\ntmux\t" in manifest

@@ -90,7 +90,7 @@ def reference(resume_site: Path, tmp_path_factory: pytest.TempPathFactory) -> di
     tmp = tmp_path_factory.mktemp("reference")
     out = tmp / "out"
     log = build(resume_site, seeded_cache(tmp), out)
-    assert "stage 00-base: cached" in log and "==> stage 20-system" in log  # only late stages ran
+    assert "==> stage 00-base: cached" in log and "<== stage 20-system" in log  # only late stages ran
     return tree_digest(out / f"{STEM}.img", tmp)
 
 
@@ -109,8 +109,8 @@ def test_interrupted_build_resumes_to_the_same_image(resume_site: Path, referenc
     leftovers = [p.name for p in out.glob(f"{STEM}*") if p.name.endswith(FINAL_SUFFIXES)]
     assert leftovers == [], "an interrupted build left artifacts under final names"
     log = build(resume_site, cache, out)
-    assert f"stage {resumes_after}: cached" in log  # finished stages are not redone
-    assert f"==> stage {resumes_after}:" not in log
+    assert f"==> stage {resumes_after}: cached" in log  # finished stages are not redone
+    assert f"<== stage {resumes_after}:" not in log  # (only a stage that ran has an end line)
     subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=out, check=True,
                    capture_output=True)
     digest = tree_digest(out / f"{STEM}.img", tmp_path)

@@ -75,3 +75,17 @@ def test_only_the_first_stage_bootstraps(tmp_path: Path) -> None:
         (tmp_path / name / "stage.yaml").write_text("description: x\nbootstrap: true\n")
     with pytest.raises(ConfigError, match="exactly the first stage"):
         load_stages(tmp_path, context())
+
+
+def test_plan_reasons_put_requested_packages_before_dependencies() -> None:
+    from ewindow_image.plan import diff_inputs
+
+    old = {"stages/45-extra/stage.yaml (rendered)": "a", "package libc6": "2.41-1"}
+    new = {"stages/45-extra/stage.yaml (rendered)": "b", "package libc6": "2.41-2",
+           "package libevent-core-2.1-7t64": "2.1.12", "package tmux": "3.5a-3"}
+    assert diff_inputs(old, new, ("tmux",)) == [
+        "stages/45-extra/stage.yaml (rendered) changed",
+        "package tmux added",
+        "package libc6 2.41-1 → 2.41-2",
+        "package libevent-core-2.1-7t64 added",
+    ]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ sys.path.insert(0, str(REPO))
 
 from ewindow_image.cache import StageCache, default_cache_dir  # noqa: E402
 from ewindow_image.config import load_config, template_context  # noqa: E402
+from ewindow_image.pipeline import RepoPaths  # noqa: E402
 from ewindow_image.rootfs import apt_sources  # noqa: E402
 from ewindow_image.stages import load_stages  # noqa: E402
 
@@ -68,24 +68,13 @@ def base_packages() -> list[str]:
     return list(load_stages(REPO / "stages", template_context(cfg))[0].packages)
 
 
-def copy_checkout(target: Path) -> Path:
-    target.mkdir(parents=True)
-    for name in ("build.py", "ewindow_image", "stages", "overlays"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target / name)
-    return target
-
-
 def bench_builds(cache: StageCache) -> list[str]:
     """Cold build vs plain mmdebstrap, then no-op, overlay edit and package added, all in one
     session, with a copy of the checkout (the overlay edit) and a fresh stage cache that
     shares only the .deb files and apt indexes, so the download is not measured."""
     with tempfile.TemporaryDirectory(prefix="ewindow-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        checkout = copy_checkout(tmp / "checkout")
+        checkout = RepoPaths(REPO).copy_to(tmp / "checkout").root
         bench_cache = tmp / "cache"
         bench_cache.mkdir()
         for shared in ("debs", "apt"):

@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,15 @@ class RepoPaths:
     @property
     def overlays(self) -> Path:
         return self.root / "overlays"
+
+    def copy_to(self, target: Path) -> RepoPaths:
+        """Copy what a build reads (the builder, stages, overlays) to ``target``; tests and
+        benchmarks edit the copy, never the checkout."""
+        target.mkdir(parents=True)
+        shutil.copy2(self.root / "build.py", target / "build.py")
+        for name in ("ewindow_image", "firstboot", "stages", "overlays"):
+            shutil.copytree(self.root / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        return RepoPaths(target)
 
 
 @dataclass(frozen=True)

@@ -47,17 +47,12 @@ def diff_inputs(old: dict[str, str], new: dict[str, str], requested: tuple[str, 
         before, after = old.get(name), new.get(name)
         if before == after:
             continue
-        if name.startswith("package "):
-            if before is None:
-                reasons.append(f"{name} added")
-            elif after is None:
-                reasons.append(f"{name} removed")
-            else:
-                reasons.append(f"{name} {before} → {after}")
-        elif before is None:
+        if before is None:
             reasons.append(f"{name} added")
         elif after is None:
             reasons.append(f"{name} removed")
+        elif name.startswith("package "):
+            reasons.append(f"{name} {before} → {after}")  # package inputs are versions
         else:
             reasons.append(f"{name} changed")
     return reasons

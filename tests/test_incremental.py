@@ -7,28 +7,18 @@ the main cache, warm from the ``built`` fixture.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from ewindow_image.pipeline import RepoPaths
+
 from .conftest import REPO, Built, requires_root, seeded_cache
 
 pytestmark = [pytest.mark.slow, requires_root]
 REPORT = "overlays/ewindow/usr/local/sbin/ewindow-boot-report"
-
-
-def copy_checkout(target: Path) -> Path:
-    target.mkdir(parents=True)
-    for name in ("build.py", "ewindow_image", "stages", "overlays"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, target / name)
-    return target
 
 
 def cli(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -44,7 +34,7 @@ def stage_lines(plan_output: str) -> dict[str, str]:
 
 
 def test_plan_and_build_redo_only_what_changed(built: Built, tmp_path: Path) -> None:
-    checkout = copy_checkout(tmp_path / "checkout")
+    checkout = RepoPaths(REPO).copy_to(tmp_path / "checkout").root
     site = tmp_path / "site.yaml"  # the built image's stages, cheaper compression
     site.write_text(f"admin:\n  authorized_keys: ['{built.public_key}']\n"
                     "image:\n  compression: [zstd]\n  zstd_level: 1\n")

@@ -114,6 +114,11 @@ class Config:
         assert isinstance(data, dict)
         return data
 
+    def secret_values(self) -> list[str]:
+        """Values the image must never contain (VPN keys, Wi-Fi passwords). None exist in
+        the config yet: deployment secrets arrive with personalisation, not the build."""
+        return []
+
     def digest(self) -> str:
         """A stable hash of the resolved config, recorded in build-info.json."""
         blob = json.dumps(self.as_dict(), sort_keys=True).encode()

@@ -22,6 +22,7 @@ from .assemble import assemble_image, publish_artifacts
 from .cache import StageCache, remove_tree
 from .config import Config, template_context
 from .errors import EWindowError
+from .lint import lint_tree
 from .log import log, step
 from .runner import run
 from .stagerun import StageContext, run_stage, stage_inputs, stage_key
@@ -133,6 +134,8 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
         reports = run_stages(planned, stage_context(cfg, repo, cache), cache, tree,
                              use_cache=use_cache)
         timings: dict[str, float] = {f"stage {r.name}": r.seconds for r in reports}
+        with step("lint the image tree"):
+            check_golden(cfg, tree)
         out_dir.mkdir(parents=True, exist_ok=True)
         with step("assemble image"):
             start = time.monotonic()
@@ -143,6 +146,16 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
             publish_artifacts(cfg, tree, paths, info, timings)
         remove_tree(work)
     return BuildResult(paths, reports, timings, info)
+
+
+def check_golden(cfg: Config, tree: Path) -> None:
+    findings = lint_tree(tree, secrets=cfg.secret_values())
+    for finding in findings:
+        log.error("    %s", finding)
+    if findings:
+        raise EWindowError(f"the image tree fails the golden-image checks ({len(findings)} findings, "
+                           "listed above); nothing was written",
+                           hint="whatever identifies a window is made on it at first boot")
 
 
 def read_build_info(paths: ArtifactPaths) -> dict[str, Any] | None:

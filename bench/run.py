@@ -136,7 +136,9 @@ def bench_snapshots(cache: StageCache) -> list[str]:
             rows.append((f"{name}: store", stored, f"disk after store+restore: {used} MiB"))
             rows.append((f"{name}: restore", restored, ""))
             subprocess.run(["rm", "-rf", *map(str, tmp.iterdir())], check=True)
-    return report(f"Stage snapshot formats ({base.size / 2**20:.0f} MiB tree)", rows, "cp -a (used): store")
+    tree_mib = subprocess.run(["du", "-s", "--block-size=1M", str(tree)], capture_output=True, text=True,
+                              check=True).stdout.split()[0]
+    return report(f"Stage snapshot formats (the {tree_mib} MiB 00-base tree)", rows, "cp -a (used): store")
 
 
 def bench_compression(image: Path) -> list[str]:

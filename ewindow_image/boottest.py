@@ -43,7 +43,6 @@ class BootTestError(EWindowError, AssertionError):
 class BootSpec:
     machine: str = "virt"  # virt | raspi3b
     timeout: int = 300
-    disk_id: str = ""
     mac: str = "52:54:00:e1:c0:fe"
     extra_cmdline: str = ""
     grow_bytes: int = 0  # make the disk copy larger, to see the root grow at first boot

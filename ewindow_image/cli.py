@@ -189,8 +189,7 @@ def cmd_boot_test(args: argparse.Namespace) -> int:
         raise EWindowError(f"{image}: no such image", hint="build it first: make image")
     machines = ["virt", "raspi3b"] if args.machine == "all" else [args.machine]
     for machine in machines:
-        result = boottest.boot(image, boottest.BootSpec(machine=machine, timeout=args.timeout,
-                                                         disk_id=cfg.image.disk_id))
+        result = boottest.boot(image, boottest.BootSpec(machine=machine, timeout=args.timeout))
         log.info("boot test %s: passed in %.0f s (%s)", machine, result.seconds, result.report)
     return 0
 

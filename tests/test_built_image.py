@@ -165,6 +165,7 @@ def test_boots_on_qemu_virt_and_grows_the_root(built: Built) -> None:
     assert seen["password"].returncode == 255
     assert "Permission denied (publickey)" in seen["password"].stderr
     report = result.report
+    assert report["multi_user"] == "active"
     assert report["hostname"] == "ewindow"
     assert report["ssh"] == "active" and report["networkd"] == "active"
     assert report["growroot"] == "active"

@@ -103,7 +103,11 @@ class StageCache:
         remove_tree(tree)
         tree.parent.mkdir(parents=True, exist_ok=True)
         run(copy_tree_argv(self.entry(key) / "rootfs", tree))
-        os.utime(self.entry(key) / "stage.json")  # last use, for pruning
+        self.touch(key)
+
+    def touch(self, key: str) -> None:
+        """Record a use, for pruning least recently used snapshots first."""
+        os.utime(self.entry(key) / "stage.json")
 
     def entries(self) -> list[CacheEntry]:
         """Finished snapshots, least recently used first."""

@@ -204,6 +204,9 @@ def run_stages(planned: list[PlannedStage], ctx: StageContext, cache: StageCache
                 resume_at = index + 1
                 break
     for item in planned[:resume_at]:
+        # Reusing a chain uses every stage in it: prune must not drop the base of a live chain.
+        if cache.has(item.key):
+            cache.touch(item.key)
         reports.append(StageReport(item.stage.name, item.key, 0.0, cached=True))
         log.info("==> stage %s: cached (%s)", item.stage.name, item.key[:12])
     if resume_at:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,11 @@ def test_store_restore_and_remove(tmp_path: Path) -> None:
     cache.restore("k1", restored)
     assert (restored / "etc/x").read_text() == "x" and (restored / "etc/link").is_symlink()
     assert [e.key for e in cache.entries()] == ["k1"]
+    cache.store("k0", tree, {"stage": "00-base"})
+    time.sleep(0.05)  # file times tick coarsely (jiffies)
+    cache.touch("k1")  # a build reusing k1 counts as its use: k0 becomes least recently used
+    assert [e.key for e in cache.entries()] == ["k0", "k1"]
+    cache.remove("k0")
     cache.remove("k1")
     assert not cache.has("k1") and cache.entries() == []
 

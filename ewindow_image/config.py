@@ -379,7 +379,7 @@ def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(cfg.as_dict(), sort_keys=False)
 
 
-# Used by templates: attribute access over the plain dict, e.g. ``{{ image.disk_id }}``.
+# What templates see: the resolved config as plain data, e.g. ``{{ image.disk_id }}``.
 def template_context(cfg: Config) -> dict[str, Any]:
-    return {**cfg.as_dict(), "cfg": cfg}
+    return cfg.as_dict()
 

@@ -10,7 +10,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SITE ?=
 SET ?=
 OUT ?= out
-BUILD_ARGS := $(if $(SITE),-c $(SITE)) $(foreach s,$(SET),--set $(s)) --out $(OUT)
+DEVICE ?=
+HOSTNAME_ARG := $(if $(WINDOW_NAME),--hostname $(WINDOW_NAME))
+CONFIG_ARGS := $(foreach f,$(SITE),-c $(f)) $(foreach s,$(SET),--set $(s))
+BUILD_ARGS := $(CONFIG_ARGS) --out $(OUT)
 
 # Debian packages of the build host (see README "What make image installs").
 HOST_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test dosfstools mtools \
@@ -19,11 +22,12 @@ HOST_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test dosfstools
 # Extra packages for the tests.
 TEST_PACKAGES := $(HOST_PACKAGES) shellcheck device-tree-compiler cpio openssh-client
 
-.PHONY: image test test-fast boot-test plan config lint bench host-deps test-deps venv clean help
+.PHONY: image flash test test-fast boot-test plan config lint bench host-deps test-deps venv clean help
 
 help:
 	@echo "make image      build out/*.img and its artifacts (SITE=site.yaml SET='key=value ...')"
 	@echo "make test       run the whole test suite, including an image build and qemu boots"
+	@echo "make flash      DEVICE=/dev/sdX SITE=site.yaml [WINDOW_NAME=name]: write and personalise a card"
 	@echo "make plan       show which stages would rebuild and why (changes nothing)"
 	@echo "make boot-test  boot the built image under qemu (virt and raspi3b)"
 	@echo "make config     print the resolved config"
@@ -32,6 +36,12 @@ help:
 image: host-deps venv
 	$(SUDO) $(PY) build.py build $(BUILD_ARGS)
 
+# Writes the built image with bmaptool, then the card's deployment settings (SITE's keys,
+# Wi-Fi, VPN secrets). Refuses the system disk, mounted and non-removable disks (FORCE=1).
+flash: host-deps venv
+	@test -n "$(DEVICE)" || { echo "usage: make flash DEVICE=/dev/sdX SITE=site.yaml" >&2; exit 2; }
+	$(SUDO) $(PY) build.py flash $(DEVICE) $(BUILD_ARGS) $(HOSTNAME_ARG) $(if $(FORCE),--force)
+
 boot-test: host-deps venv
 	$(SUDO) $(PY) build.py boot-test $(BUILD_ARGS)
 
@@ -39,7 +49,7 @@ plan: host-deps venv
 	$(SUDO) $(PY) build.py plan $(BUILD_ARGS)
 
 config: venv
-	$(PY) build.py config $(if $(SITE),-c $(SITE)) $(foreach s,$(SET),--set $(s))
+	$(PY) build.py config $(CONFIG_ARGS)
 
 # Slow tests (image build, qemu boots) are marked and still run here. `.ci/run` calls this.
 test: test-deps venv

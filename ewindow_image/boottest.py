@@ -140,20 +140,24 @@ def parse_report(console: str) -> dict[str, str]:
     return {}
 
 
-def boot(image: Path, spec: BootSpec, while_up: Callable[[], None] | None = None) -> BootResult:
-    """Boot a copy of ``image``; return once the boot report appeared, or raise.
+def boot(image: Path, spec: BootSpec, while_up: Callable[[], None] | None = None, *,
+         in_place: bool = False) -> BootResult:
+    """Boot a copy of ``image`` (or, ``in_place``, the file itself, like a card booted twice);
+    return once the boot report appeared, or raise.
 
     ``while_up`` runs after the report appeared and before the VM is stopped (e.g. to log in
     over the forwarded SSH port)."""
     with tempfile.TemporaryDirectory(prefix="ewindow-boot-") as tmp_name:
         tmp = Path(tmp_name)
-        disk = tmp / "disk.img"
-        run(["cp", "--sparse=always", os.fspath(image), os.fspath(disk)])
+        disk = image if in_place else tmp / "disk.img"
+        if not in_place:
+            run(["cp", "--sparse=always", os.fspath(image), os.fspath(disk)])
         size = disk.stat().st_size + spec.grow_bytes
         if spec.machine == "raspi3b":
             size = sd_card_size(size)
-        os.truncate(disk, size)
-        files = boot_files(image, tmp)
+        if size > disk.stat().st_size:
+            os.truncate(disk, size)
+        files = boot_files(disk, tmp)
         cmdline = guest_cmdline(files["cmdline"].read_text(), spec.machine, spec.extra_cmdline)
         console_log = tmp / "console.log"
         console_log.touch()

@@ -1,5 +1,8 @@
 # SPDX-License-Identifier: MIT
-"""Command line: ``build.py [build|config|boot-test] [-c site.yaml] [--set key=value]``."""
+"""Command line: ``build.py COMMAND [-c site.yaml …] [--set key=value …]``.
+
+build, plan, config, cache: the image. personalise, flash: one card. identity, hosts,
+network init: the fleet. boot-test: qemu."""
 
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-c", "--config", type=Path, metavar="SITE.yaml",
-                        help="site config layered over the built-in defaults")
+    parser.add_argument("-c", "--config", type=Path, metavar="SITE.yaml", action="append", default=[],
+                        help="site config layered over the built-in defaults (repeatable)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override one key, e.g. --set suite=bookworm")
     parser.add_argument("-v", "--verbose", action="store_true", help="show every command")
@@ -64,6 +67,31 @@ def make_parser() -> argparse.ArgumentParser:
     ident.add_argument("--prefix", default=None, help="the /64 for the ULA (default fde1:c0fe::/64)")
     ident.add_argument("--debug", action="store_true", help="tracebacks on errors")
 
+    pers = sub.add_parser("personalise", help="write one card's deployment settings into an image or card")
+    _common(pers)
+    pers.add_argument("target", type=Path, help="an image file or an SD card (/dev/sdX)")
+    pers.add_argument("--hostname", default="", help="this window's name (default: derived from its MAC)")
+
+    flash = sub.add_parser("flash", help="write the image to an SD card with bmaptool, then personalise it")
+    _common(flash)
+    flash.add_argument("device", type=Path, help="the whole card, e.g. /dev/sdb or /dev/mmcblk0")
+    flash.add_argument("--image", type=Path, default=None, help="image (default: the built one)")
+    flash.add_argument("--out", type=Path, default=REPO_ROOT / "out")
+    flash.add_argument("--hostname", default="", help="this window's name (default: derived from its MAC)")
+    flash.add_argument("--force", action="store_true", help="also write a non-removable or mounted disk")
+
+    network = sub.add_parser("network", help="a deployment's secrets: network init DIR")
+    network.add_argument("action", choices=["init"])
+    network.add_argument("directory", type=Path,
+                         help="a folder outside the checkout, e.g. ~/ewindow-network")
+    network.add_argument("--debug", action="store_true", help="tracebacks on errors")
+
+    hosts = sub.add_parser("hosts", help="hosts file or DNS zone lines for the fleet")
+    _common(hosts)
+    hosts.add_argument("inputs", type=Path, nargs="+",
+                       help="identity.json files from the cards, or inventory YAML files of MACs/serials")
+    hosts.add_argument("--format", choices=["hosts", "zone"], default="hosts")
+
     boot = sub.add_parser("boot-test", help="boot the image under qemu and check it came up")
     _common(boot)
     boot.add_argument("image", nargs="?", type=Path, help="image (default: the built one)")
@@ -74,7 +102,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def load(args: argparse.Namespace) -> Config:
-    return load_config(ConfigLayers(args.config, tuple(args.overrides)))
+    return load_config(ConfigLayers(tuple(args.config), tuple(args.overrides)))
 
 
 def cmd_config(args: argparse.Namespace) -> int:
@@ -194,8 +222,63 @@ def cmd_boot_test(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_personalise(args: argparse.Namespace) -> int:
+    from . import hostdeps
+    from .personalise import deployment, personalise
+
+    cfg = load(args)
+    hostdeps.require_tools(hostdeps.PERSONALISE_TOOLS)
+    if not args.target.exists():
+        raise EWindowError(f"{args.target}: no such image or device")
+    personalise(args.target, deployment(cfg, args.hostname))
+    log.info("personalised %s: %d SSH keys, %d Wi-Fi networks, VPN %s%s", args.target,
+             len(cfg.admin.authorized_keys), len(cfg.wifi.networks), cfg.vpn.backend,
+             f", host name {args.hostname}" if args.hostname else "")
+    return 0
+
+
+def cmd_flash(args: argparse.Namespace) -> int:
+    from . import hostdeps
+    from .flash import flash
+    from .personalise import deployment, personalise
+    from .pipeline import artifact_paths
+
+    cfg = load(args)
+    hostdeps.require_root("writing an SD card")
+    hostdeps.require_tools(hostdeps.FLASH_TOOLS)
+    image = args.image or artifact_paths(cfg, args.out).image
+    data = deployment(cfg, args.hostname)  # bad settings fail before the card is touched
+    for warning in flash(image, args.device, force=args.force):
+        log.warning("warning: --force: %s", warning)
+    personalise(args.device, data)
+    log.info("%s is ready: put it into the window. At first boot it writes its identity to "
+             "ewindow/identity.json on the boot partition (build.py hosts reads it).", args.device)
+    return 0
+
+
+def cmd_network(args: argparse.Namespace) -> int:
+    from .network import init
+
+    path, found = init(args.directory)
+    print(f"created {path} (mode 0600). Add to your site.yaml:\n  secrets_file: {path}\n"
+          f"A new deployment may also use its own random ULA prefix (RFC 4193):\n"
+          f"  identity:\n    prefix: \"{found.prefix}\"")
+    return 0
+
+
+def cmd_hosts(args: argparse.Namespace) -> int:
+    from .registry import collect, hosts_lines, zone_lines
+
+    cfg = load(args)
+    hosts = collect(list(args.inputs), cfg.identity)
+    lines = (hosts_lines if args.format == "hosts" else zone_lines)(hosts, cfg.identity.domain)
+    print("\n".join(lines))
+    return 0
+
+
 COMMANDS = {"build": cmd_build, "config": cmd_config, "plan": cmd_plan, "cache": cmd_cache,
-            "identity": cmd_identity, "boot-test": cmd_boot_test}
+            "identity": cmd_identity, "boot-test": cmd_boot_test, "personalise": cmd_personalise,
+            "flash": cmd_flash, "network": cmd_network, "hosts": cmd_hosts}
 
 
 def _interrupt_on_sigterm(signum: int, frame: object) -> None:

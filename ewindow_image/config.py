@@ -12,7 +12,10 @@ import dataclasses
 import difflib
 import enum
 import hashlib
+import ipaddress
 import json
+import re
+import stat
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -81,9 +84,35 @@ class ImageConfig:
     xz_level: int
 
 
+# A field whose value is a deployment secret: never rendered into the image, redacted in
+# build-info.json and ``build.py config``, and searched for by the lint gate.
+SECRET = {"secret": True}
+REDACTED = "<secret>"
+
+
 @dataclass(frozen=True)
 class VpnConfig:
     backend: VpnBackend
+    psk: str = field(metadata=SECRET)
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    prefix: str
+    hostname_template: str
+    domain: str
+
+
+@dataclass(frozen=True)
+class WifiNetwork:
+    ssid: str
+    psk: str = field(metadata=SECRET)
+
+
+@dataclass(frozen=True)
+class WifiConfig:
+    country: str
+    networks: tuple[WifiNetwork, ...]
 
 
 @dataclass(frozen=True)
@@ -103,24 +132,29 @@ class Config:
     boot: BootConfig
     image: ImageConfig
     vpn: VpnConfig
+    identity: IdentityConfig
+    wifi: WifiConfig
+    secrets_file: str
     build: BuildConfig
     # Where relative paths in the site file are resolved; not a YAML key.
     base_dir: Path = field(default=Path("."), compare=False)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The resolved config as plain data (what ``build.py config`` prints)."""
-        data = _to_plain(self)
+    def as_dict(self, *, redact: bool = True) -> dict[str, Any]:
+        """The resolved config as plain data (what ``build.py config`` prints), secrets
+        replaced by "<secret>" unless ``redact`` is False (personalisation only)."""
+        data = _to_plain(self, redact)
         data.pop("base_dir", None)
         assert isinstance(data, dict)
         return data
 
     def secret_values(self) -> list[str]:
-        """Values the image must never contain (VPN keys, Wi-Fi passwords). None exist in
-        the config yet: deployment secrets arrive with personalisation, not the build."""
-        return []
+        """Values the image must never contain (VPN keys, Wi-Fi passwords)."""
+        found: list[str] = []
+        _collect_secrets(self, found)
+        return [value for value in found if value]
 
     def digest(self) -> str:
-        """A stable hash of the resolved config, recorded in build-info.json."""
+        """A stable hash of the resolved config (secrets redacted), in build-info.json."""
         blob = json.dumps(self.as_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -128,13 +162,24 @@ class Config:
 # --- validators for individual fields (called after type conversion) -------------------------
 
 
+def _source(sources: Mapping[str, str], key: str) -> str:
+    """The layer that set ``key`` or the nearest mapping or list above it
+    (``wifi.networks[0].psk`` → the file that set ``wifi.networks``)."""
+    parts = re.sub(r"\[\d+\]", "", key).split(".")
+    for end in range(len(parts), 0, -1):
+        found = sources.get(".".join(parts[:end]))
+        if found:
+            return found
+    return "defaults"
+
+
 def _check_config(cfg: Config, sources: Mapping[str, str]) -> None:
     def fail(key: str, message: str) -> typing.NoReturn:
-        raise ConfigError(sources.get(key, "defaults"), key, message)
+        raise ConfigError(_source(sources, key), key, message)
 
     if cfg.arch != "arm64":
         fail("arch", f"'{cfg.arch}' is not supported (only arm64)")
-    if not _is_hostname(cfg.hostname):
+    if not is_hostname(cfg.hostname):
         fail("hostname", f"'{cfg.hostname}' is not a valid host name (a-z, 0-9, '-', ≤ 63)")
     if not _is_username(cfg.admin.user) or cfg.admin.user == "root":
         fail("admin.user", f"'{cfg.admin.user}' is not a valid login name (not root)")
@@ -166,13 +211,49 @@ def _check_config(cfg: Config, sources: Mapping[str, str]) -> None:
     for package in cfg.extra_packages:
         if not _is_package_name(package):
             fail("extra_packages", f"'{package}' is not a Debian package name")
+    _check_identity(cfg.identity, fail)
+    _check_wifi(cfg.wifi, fail)
+    if len(cfg.vpn.psk) > 512:
+        fail("vpn.psk", "longer than 512 characters (PeerVPN's limit)")
+
+
+def _check_identity(identity: IdentityConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+    try:
+        network = ipaddress.IPv6Network(identity.prefix, strict=True)
+    except ValueError as exc:
+        fail("identity.prefix", f"'{identity.prefix}' is not an IPv6 prefix like fde1:c0fe::/64 ({exc})")
+    if network.prefixlen > 80:
+        fail("identity.prefix", f"'{identity.prefix}' leaves fewer than 48 bits for the MAC")
+    try:
+        sample = identity.hostname_template.format(mac6="b83c3c", serial="00000000b83c3c1b")
+    except (KeyError, IndexError, ValueError) as exc:
+        fail("identity.hostname_template", f"'{identity.hostname_template}': only {{mac6}} and "
+             f"{{serial}} can be used ({exc})")
+    if not is_hostname(sample):
+        fail("identity.hostname_template", f"'{identity.hostname_template}' gives '{sample}', "
+             "not a valid host name")
+    labels = identity.domain.split(".")
+    if not all(is_hostname(label) for label in labels):
+        fail("identity.domain", f"'{identity.domain}' is not a domain name")
+
+
+def _check_wifi(wifi: WifiConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+    if wifi.country and not (len(wifi.country) == 2 and wifi.country.isalpha() and wifi.country.isupper()):
+        fail("wifi.country", f"'{wifi.country}' is not a two-letter country code like DE")
+    if wifi.networks and not wifi.country:
+        fail("wifi.country", "required with wifi.networks (the radio's regulatory domain)")
+    for index, network in enumerate(wifi.networks):
+        if not 1 <= len(network.ssid.encode()) <= 32:
+            fail(f"wifi.networks[{index}].ssid", "1 to 32 bytes")
+        if network.psk and not 8 <= len(network.psk) <= 63:
+            fail(f"wifi.networks[{index}].psk", "8 to 63 characters (\"\" for an open network)")
 
 
 def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdefABCDEF" for c in text)
 
 
-def _is_hostname(name: str) -> bool:
+def is_hostname(name: str) -> bool:
     allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-")
     return 0 < len(name) <= 63 and set(name) <= allowed and not name.startswith("-")
 
@@ -195,16 +276,31 @@ def _looks_like_ssh_key(line: str) -> bool:
 # --- generic conversion from YAML data to the dataclasses above ------------------------------
 
 
-def _to_plain(value: Any) -> Any:
+def _to_plain(value: Any, redact: bool = False) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: REDACTED if redact and f.metadata.get("secret") and getattr(value, f.name)
+                else _to_plain(getattr(value, f.name), redact)
+                for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, tuple | list):
-        return [_to_plain(v) for v in value]
+        return [_to_plain(v, redact) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value
+
+
+def _collect_secrets(value: Any, found: list[str]) -> None:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            if f.metadata.get("secret") and isinstance(item, str):
+                found.append(item)
+            else:
+                _collect_secrets(item, found)
+    elif isinstance(value, tuple):
+        for item in value:
+            _collect_secrets(item, found)
 
 
 def _type_name(tp: Any) -> str:
@@ -220,7 +316,7 @@ def _type_name(tp: Any) -> str:
 
 
 def _convert(tp: Any, value: Any, key: str, sources: Mapping[str, str]) -> Any:
-    source = sources.get(key, "defaults")
+    source = _source(sources, key)
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
         assert isinstance(tp, type)
@@ -236,7 +332,7 @@ def _convert(tp: Any, value: Any, key: str, sources: Mapping[str, str]) -> Any:
             return ()
         if not isinstance(value, list):
             raise ConfigError(source, key, f"expected a list, got {value!r}")
-        return tuple(_convert(item_type, item, key, sources) for item in value)
+        return tuple(_convert(item_type, item, f"{key}[{i}]", sources) for i, item in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(source, key, f"expected true or false, got {value!r}")
@@ -255,7 +351,7 @@ def _convert(tp: Any, value: Any, key: str, sources: Mapping[str, str]) -> Any:
 
 
 def _build(cls: type, data: Any, prefix: str, sources: Mapping[str, str]) -> Any:
-    source = sources.get(prefix, "defaults") if prefix else "config"
+    source = _source(sources, prefix) if prefix else "config"
     if not isinstance(data, dict):
         raise ConfigError(source, prefix or "(top level)", f"expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
@@ -265,12 +361,12 @@ def _build(cls: type, data: Any, prefix: str, sources: Mapping[str, str]) -> Any
             key = f"{prefix}.{name}" if prefix else str(name)
             close = difflib.get_close_matches(str(name), list(fields), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(fields)}"
-            raise ConfigError(sources.get(key, "config"), key, f"unknown key ({hint})")
+            raise ConfigError(_source(sources, key), key, f"unknown key ({hint})")
     values = {}
     for name in fields:
         key = f"{prefix}.{name}" if prefix else name
         if name not in data:
-            raise ConfigError(sources.get(prefix, "defaults"), key, "missing")
+            raise ConfigError(_source(sources, prefix), key, "missing")
         values[name] = _convert(hints[name], data[name], key, sources)
     return cls(**values)
 
@@ -329,21 +425,45 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 @dataclass(frozen=True)
 class ConfigLayers:
-    """Inputs to :func:`load_config`, as given on the command line."""
+    """Inputs to :func:`load_config`, as given on the command line: site files in order
+    (``-c`` may be repeated), then ``--set`` overrides."""
 
-    site_file: Path | None = None
+    site_files: tuple[Path, ...] = ()
     overrides: tuple[str, ...] = ()
 
 
+def _load_secrets_file(path: Path, named_in: str) -> dict[str, Any]:
+    """A secrets file must be private to its owner and outside any git checkout."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(named_in, "secrets_file", f"{path}: {exc.strerror or exc}") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(str(path), "(file)", f"readable by others (mode {stat.S_IMODE(mode):04o}); "
+                          f"chmod 600 {path}")
+    for parent in path.resolve().parents:
+        if (parent / ".git").exists():
+            raise ConfigError(str(path), "(file)", f"inside the git checkout {parent}: secrets "
+                              "belong outside it (build.py network init DIR)")
+    return _load_yaml(path)
+
+
 def load_config(layers: ConfigLayers = ConfigLayers()) -> Config:
-    """Merge defaults, the site file and overrides; validate; return the frozen config."""
+    """Merge defaults, the site files, the secrets file they name, and overrides; validate;
+    return the frozen config."""
     sources: dict[str, str] = {}
     data: dict[str, Any] = {}
     _merge(data, _load_yaml(DEFAULTS_FILE), "defaults", sources)
     base_dir = Path.cwd()
-    if layers.site_file is not None:
-        _merge(data, _load_yaml(layers.site_file), str(layers.site_file), sources)
-        base_dir = layers.site_file.resolve().parent
+    for site_file in layers.site_files:
+        _merge(data, _load_yaml(site_file), str(site_file), sources)
+        base_dir = site_file.resolve().parent
+    secrets_file = data.get("secrets_file")
+    if isinstance(secrets_file, str) and secrets_file:
+        named_in = sources.get("secrets_file", "config")
+        relative_to = Path(named_in).resolve().parent if named_in.endswith((".yaml", ".yml")) else base_dir
+        path = (relative_to / Path(secrets_file).expanduser())
+        _merge(data, _load_secrets_file(path, named_in), str(path), sources)
     for text in layers.overrides:
         key_path, value = parse_override(text)
         nested: dict[str, Any] = {}
@@ -379,7 +499,8 @@ def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(cfg.as_dict(), sort_keys=False)
 
 
-# What templates see: the resolved config as plain data, e.g. ``{{ image.disk_id }}``.
+# What templates see: the resolved config as plain data, e.g. ``{{ image.disk_id }}``,
+# with every secret redacted: a template cannot put one into the image.
 def template_context(cfg: Config) -> dict[str, Any]:
-    return cfg.as_dict()
+    return cfg.as_dict(redact=True)
 

@@ -36,6 +36,8 @@ BUILD_TOOLS = {
 }
 BOOT_TEST_TOOLS = {"qemu-system-aarch64": "qemu-system-arm", "mcopy": "mtools",
                    "sfdisk": "fdisk"}
+PERSONALISE_TOOLS = {"mcopy": "mtools", "mren": "mtools", "sfdisk": "fdisk"}
+FLASH_TOOLS = {**PERSONALISE_TOOLS, "bmaptool": "bmap-tools", "lsblk": "util-linux"}
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_ENTRY = BINFMT_DIR / "qemu-aarch64"

@@ -20,6 +20,10 @@ MAX_SCANNED_SIZE = 256 * 1024
 MIN_SECRET_LENGTH = 8
 PRIVATE_KEY_MARKERS = (b"PRIVATE KEY-----", b"BEGIN OPENSSH PRIVATE KEY")
 PROXY_SETTINGS = (b"acquire::http::proxy", b"acquire::https::proxy", b"acquire::ftp::proxy")
+# What firstboot makes for one window; in the image it would make every card the same window.
+PER_WINDOW_FILES = ("var/lib/ewindow/identity.json", "var/lib/ewindow/firstboot.done",
+                    "etc/ewindow/deployment.json", "etc/wpa_supplicant/wpa_supplicant-wlan0.conf",
+                    "etc/systemd/network/10-ewindow-tap0.netdev", "boot/firmware/ewindow")
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,8 @@ def lint_tree(tree: Path, secrets: Sequence[str] = ()) -> list[Finding]:
     machine_id = tree / "etc/machine-id"
     if machine_id.exists() and machine_id.read_text().strip() not in ("", "uninitialized"):
         findings.append(Finding("/etc/machine-id", "not empty: every window would share it"))
+    findings += [Finding("/" + inner, "per-window state: firstboot makes it on each card")
+                 for inner in PER_WINDOW_FILES if (tree / inner).exists()]
     for dirpath, _dirs, files in os.walk(tree):
         for name in files:
             if name.startswith("qemu-") and name.endswith("-static"):

@@ -87,6 +87,23 @@ def render_overlay(overlay_dir: Path, specs: Iterable[FileSpec],
     return files, dirs
 
 
+def checkout_files(repo: Path, source: str, target: str) -> list[RenderedFile]:
+    """Every file of the checkout folder ``source`` under ``target``, verbatim, root-owned;
+    executables stay executable. Byte-code caches are left out (the image makes its own)."""
+    folder = repo / source
+    if not folder.is_dir():
+        raise ConfigError(str(repo), source, "no such folder in the checkout")
+    files = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_dir() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        mode = 0o755 if os.access(path, os.X_OK) else 0o644
+        files.append(RenderedFile(f"{target}/{rel}", path.read_bytes(), mode, "root", "root",
+                                  f"{source}/{rel}"))
+    return files
+
+
 def _id_map(path: Path) -> dict[str, int]:
     ids: dict[str, int] = {}
     if path.exists():

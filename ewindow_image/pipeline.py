@@ -48,7 +48,9 @@ class RepoPaths:
         benchmarks edit the copy, never the checkout."""
         target.mkdir(parents=True)
         shutil.copy2(self.root / "build.py", target / "build.py")
-        for name in ("ewindow_image", "firstboot", "stages", "overlays"):
+        for name in ("ewindow_image", "firstboot", "hardware", "stages", "overlays"):
+            if not (self.root / name).is_dir():
+                continue
             shutil.copytree(self.root / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
         return RepoPaths(target)
 
@@ -83,7 +85,7 @@ def artifact_paths(cfg: Config, out_dir: Path) -> ArtifactPaths:
 
 
 def stage_context(cfg: Config, repo: RepoPaths, cache: StageCache) -> StageContext:
-    return StageContext(cfg=cfg, overlays_dir=repo.overlays, deb_cache=cache.debs,
+    return StageContext(cfg=cfg, repo_dir=repo.root, overlays_dir=repo.overlays, deb_cache=cache.debs,
                         template_context=template_context(cfg), apt=AptResolver(cfg, cache.root))
 
 

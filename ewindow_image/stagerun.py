@@ -19,7 +19,7 @@ from .aptstate import AptResolver
 from .cache import remove_tree
 from .config import Config
 from .log import log
-from .overlay import RenderedDir, RenderedFile, install_files, render_overlay
+from .overlay import RenderedDir, RenderedFile, checkout_files, install_files, render_overlay
 from .retry import with_retries
 from .runner import run
 from .stages import Stage
@@ -31,6 +31,7 @@ _KEYED_MODULES = ("rootfs.py", "overlay.py", "stages.py", "stagerun.py")
 @dataclass(frozen=True)
 class StageContext:
     cfg: Config
+    repo_dir: Path
     overlays_dir: Path
     deb_cache: Path
     template_context: dict[str, Any]
@@ -51,9 +52,12 @@ def builder_digest() -> str:
 
 
 def rendered_overlay(stage: Stage, ctx: StageContext) -> tuple[list[RenderedFile], list[RenderedDir]]:
+    """The stage's overlay and checkout copies, rendered: what it writes into the tree."""
+    copied = [f for spec in stage.copies for f in checkout_files(ctx.repo_dir, spec.source, spec.target)]
     if stage.overlay is None:
-        return [], [RenderedDir(f.path, f.mode or 0o755, f.owner, f.group) for f in stage.files]
-    return render_overlay(ctx.overlays_dir / stage.overlay, stage.files, ctx.template_context)
+        return copied, [RenderedDir(f.path, f.mode or 0o755, f.owner, f.group) for f in stage.files]
+    files, dirs = render_overlay(ctx.overlays_dir / stage.overlay, stage.files, ctx.template_context)
+    return files + copied, dirs
 
 
 def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, str]:
@@ -65,8 +69,10 @@ def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, str]:
         if path.is_file() and path.name != "stage.yaml":
             inputs[f"stages/{stage.name}/{path.relative_to(stage.directory)}"] = _sha(path.read_bytes())
     files, dirs = rendered_overlay(stage, ctx)
+    copied = {spec.source for spec in stage.copies}
     for f in files:
-        inputs[f"overlays/{stage.overlay}/{f.source} → {f.path}"] = _sha(
+        label = f.source if f.source.split("/")[0] in copied else f"overlays/{stage.overlay}/{f.source}"
+        inputs[f"{label} → {f.path}"] = _sha(
             f.content + f"{f.mode:o}:{f.owner}:{f.group}".encode())
     for d in dirs:
         inputs[f"directory {d.path}"] = _sha(f"{d.mode:o}:{d.owner}:{d.group}".encode())

@@ -10,6 +10,8 @@ on it), rendered and then parsed. Keys, all optional except ``description``:
                        Preferred over chroot commands: nothing is emulated.
 - ``overlay: NAME``    copy ``overlays/NAME/`` into the target; ``*.j2`` files are rendered
 - ``files: [...]``     ``{path, mode, owner, group, source}`` for overlay files and directories
+- ``copy: [...]``      ``{source, target}``: a folder of the checkout (e.g. ``firstboot``)
+                       copied verbatim (no templating, no ``__pycache__``), root-owned
 - ``chroot: [...]``    shell commands run inside the target under qemu-user (slow; avoid)
 - ``enable: [...]``    systemd units enabled offline with ``systemctl --root``
 
@@ -29,7 +31,7 @@ import yaml
 
 from .errors import ConfigError
 
-KNOWN_KEYS = {"description", "bootstrap", "packages", "host", "overlay", "files", "chroot",
+KNOWN_KEYS = {"description", "bootstrap", "packages", "host", "overlay", "files", "copy", "chroot",
               "enable"}
 
 
@@ -45,6 +47,14 @@ class FileSpec:
 
 
 @dataclass(frozen=True)
+class CopySpec:
+    """A folder of the checkout installed as it is, e.g. the firstboot package."""
+
+    source: str  # relative to the checkout
+    target: str  # absolute path in the image
+
+
+@dataclass(frozen=True)
 class Stage:
     name: str
     directory: Path
@@ -54,6 +64,7 @@ class Stage:
     host: tuple[str, ...]
     overlay: str | None
     files: tuple[FileSpec, ...]
+    copies: tuple[CopySpec, ...]
     chroot: tuple[str, ...]
     enable: tuple[str, ...]
     rendered: str  # the rendered stage.yaml text, part of the stage's cache key
@@ -129,6 +140,24 @@ def _parse_files(data: Mapping[str, Any], source: str) -> tuple[FileSpec, ...]:
     return tuple(specs)
 
 
+def _parse_copies(data: Mapping[str, Any], source: str) -> tuple[CopySpec, ...]:
+    entries = data.get("copy") or []
+    if not isinstance(entries, list):
+        raise ConfigError(source, "copy", "expected a list of {source, target}")
+    copies = []
+    for index, entry in enumerate(entries):
+        key = f"copy[{index}]"
+        if not isinstance(entry, dict) or set(entry) != {"source", "target"}:
+            raise ConfigError(source, key, "expected a mapping with 'source' and 'target'")
+        src, target = str(entry["source"]), str(entry["target"])
+        if src.startswith("/") or ".." in Path(src).parts:
+            raise ConfigError(source, f"{key}.source", f"'{src}' must be relative to the checkout")
+        if not target.startswith("/") or ".." in Path(target).parts:
+            raise ConfigError(source, f"{key}.target", f"'{target}' must be absolute, without '..'")
+        copies.append(CopySpec(src.rstrip("/"), target.rstrip("/")))
+    return tuple(copies)
+
+
 def load_stage(directory: Path, context: Mapping[str, Any]) -> Stage:
     """Render and parse one stage folder's stage.yaml."""
     stage_file = directory / "stage.yaml"
@@ -166,6 +195,7 @@ def load_stage(directory: Path, context: Mapping[str, Any]) -> Stage:
         host=_str_list(data, "host", source),
         overlay=overlay,
         files=_parse_files(data, source),
+        copies=_parse_copies(data, source),
         chroot=_str_list(data, "chroot", source),
         enable=_str_list(data, "enable", source),
         rendered=rendered,

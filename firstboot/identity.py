@@ -4,9 +4,11 @@ device (firstboot) and in the builder (``build.py identity``, the fleet registry
 
 - serial: the device tree's serial-number, else /proc/cpuinfo "Serial", else the kernel
   command line's ``ewindow.serial=`` (VMs, tests)
-- base MAC: ``ewindow.mac=``, else the permanent MAC of the on-board wired NIC whatever its
-  name (eth0, end0, enx…), else of the wireless NIC, else b8:27:eb + the serial's low 24 bits
-  (how the firmware makes the Pi 1–3's MAC)
+- base MAC: ``ewindow.mac=``, else the ``local-mac-address`` the Pi firmware puts into the
+  device tree node of the ``ethernet0`` alias (there before any driver loads), else the
+  permanent MAC of the on-board wired NIC whatever its name (eth0, end0, enx…), else of the
+  wireless NIC, else b8:27:eb + the serial's low 24 bits (how the firmware makes the Pi 1–3's
+  MAC)
 - tap MAC: the base MAC with the locally-administered bit set and the multicast bit clear
 - ULA: the /64 prefix (default fde1:c0fe::/64) + the 48-bit base MAC in the low bits, as the
   original EWindow put on tap0
@@ -170,10 +172,33 @@ def list_nics(root: Path) -> list[Nic]:
     return nics
 
 
-def choose_base_mac(nics: list[Nic], serial: str, override: str | None) -> tuple[str, str]:
+def dt_ethernet_mac(root: Path) -> str | None:
+    """The MAC the firmware wrote into the device tree for the ``ethernet0`` alias.
+
+    The Pi firmware fills ``local-mac-address`` of that node from the OTP before the kernel
+    starts, so it is readable while the NIC's driver (smsc95xx behind USB on a Pi 3, genet
+    on a Pi 4) is still loading; a firstboot that waited for eth0 would otherwise race udev.
+    https://www.raspberrypi.com/documentation/computers/configuration.html#device-trees-overlays-and-parameters
+    """
+    base = root / "sys/firmware/devicetree/base"
+    try:
+        node = (base / "aliases/ethernet0").read_bytes().rstrip(b"\0").decode("ascii")
+        for prop in ("local-mac-address", "mac-address"):
+            raw = base.joinpath(node.lstrip("/"), prop)
+            if raw.exists() and len(data := raw.read_bytes()) == 6 and any(data):
+                return format_mac(data)
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None
+
+
+def choose_base_mac(nics: list[Nic], serial: str, override: str | None,
+                    dt_mac: str | None = None) -> tuple[str, str]:
     """(MAC, where it came from)."""
     if override:
         return normalise_mac(override), "ewindow.mac="
+    if dt_mac:
+        return dt_mac, "device tree ethernet0"
     wired = [n for n in nics if not n.wireless]
     onboard = [n for n in wired if n.driver in ONBOARD_WIRED_DRIVERS]
     for group, label in ((onboard, "on-board wired"), (wired, "wired"),
@@ -196,7 +221,7 @@ def read_identity(root: Path = Path("/"), *, prefix: str = DEFAULT_PREFIX,
         if "ewindow.mac" not in options and not list_nics(root):
             raise
         serial = ""
-    mac, source = choose_base_mac(list_nics(root), serial, options.get("ewindow.mac"))
+    mac, source = choose_base_mac(list_nics(root), serial, options.get("ewindow.mac"), dt_ethernet_mac(root))
     if mac[:8] not in RASPBERRY_PI_OUIS:
         warnings.warn(f"MAC {mac} (from {source}) is not a Raspberry Pi one: a random or USB "
                       "adapter MAC makes the identity change with the hardware", RandomMacWarning,

@@ -117,6 +117,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
 
 
 def seeded_cache(tmp: Path) -> Path:
+    """A cache folder for one test: links to the main cache's .debs and finished snapshots,
+    so the test rebuilds only the stages its own settings change."""
     main = default_cache_dir()
     cache = tmp / "cache"
     (cache / "stages").mkdir(parents=True)
@@ -126,3 +128,19 @@ def seeded_cache(tmp: Path) -> Path:
     for meta in (main / "stages").glob("*/stage.json"):
         (cache / "stages" / meta.parent.name).symlink_to(meta.parent)
     return cache
+
+
+def share_snapshots(cache: Path, stages: tuple[str, ...] = ("00-base", "10-boot")) -> None:
+    """Move snapshots a test had to build itself into the main cache, for the next test.
+
+    Only stages that no test setting changes: had a pruned main cache lost 00-base, every
+    seeded cache would otherwise build it again."""
+    main = default_cache_dir() / "stages"
+    for meta in (cache / "stages").glob("*/stage.json"):
+        entry = meta.parent
+        if entry.is_symlink() or json.loads(meta.read_text()).get("stage") not in stages:
+            continue
+        if not (main / entry.name).exists():
+            main.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["mv", str(entry), str(main / entry.name)], check=True)
+            entry.symlink_to(main / entry.name)

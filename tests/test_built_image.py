@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -70,7 +72,7 @@ def test_manifest_and_build_info(built: Built) -> None:
         assert name in packages
     assert packages["systemd"][1] == "arm64"
     info = built.info
-    cfg = load_config(ConfigLayers(built.site))
+    cfg = load_config(ConfigLayers((built.site,)))
     assert info["config_digest"] == cfg.digest()
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", str(info["git_revision"]))
     stages = info["stages"]
@@ -166,7 +168,8 @@ def test_boots_on_qemu_virt_and_grows_the_root(built: Built) -> None:
     assert "Permission denied (publickey)" in seen["password"].stderr
     report = result.report
     assert report["multi_user"] == "active"
-    assert report["hostname"] == "ewindow"
+    # firstboot named it after qemu's NIC (52:54:00:e1:c0:fe): no serial, no MAC override
+    assert report["hostname"] == "ewindow-e1c0fe" and report["firstboot"] == "done"
     assert report["ssh"] == "active" and report["networkd"] == "active"
     assert report["growroot"] == "active"
     assert re.fullmatch(r"[0-9a-f]{32}", report["machine_id"])
@@ -178,8 +181,80 @@ def test_boots_on_qemu_virt_and_grows_the_root(built: Built) -> None:
 
 @pytest.mark.boot
 def test_boots_on_emulated_raspberry_pi_3(built: Built) -> None:
-    result = boot(built.image, BootSpec(machine="raspi3b", timeout=400))
+    # qemu's Pi 3 has no working NIC and no firmware to fill in the serial: the identity
+    # comes from ewindow.serial= by the Pi 1–3 rule (b8:27:eb + the serial's low 24 bits)
+    result = boot(built.image, BootSpec(machine="raspi3b", timeout=400,
+                                        extra_cmdline="ewindow.serial=00000000b83c3c1b"))
     assert "Machine model: Raspberry Pi 3 Model B" in result.console
     assert result.report["ssh"] == "active"
     assert result.report["growroot"] == "active"
+    assert result.report["hostname"] == "ewindow-3c3c1b"
+    assert result.report["tap0_mac"] == "ba:27:eb:3c:3c:1b"
+    assert "fde1:c0fe::b827:eb3c:3c1b/64" in result.report["tap0_addrs"]
+
+
+def card_file(disk: Path, name: str) -> str | None:
+    table = json.loads(sh("sfdisk", "--json", str(disk)))["partitiontable"]
+    boot_offset = table["partitions"][0]["start"] * 512
+    result = subprocess.run(["mtype", "-i", f"{disk}@@{boot_offset}", f"::/ewindow/{name}"],
+                            capture_output=True, text=True, check=False,
+                            env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})
+    return result.stdout if result.returncode == 0 else None
+
+
+# Holds tap0 the way a VPN daemon does (TUNSETIFF on the existing tap): only then does the
+# kernel give it carrier and the link-local address.
+HOLD_TAP = ("import fcntl, os, struct, subprocess, time; fd = os.open('/dev/net/tun', os.O_RDWR); "
+            "fcntl.ioctl(fd, 0x400454ca, struct.pack('16sH', b'tap0', 0x0002 | 0x1000)); time.sleep(3); "
+            "print(subprocess.run(['ip', '-6', '-brief', 'address', 'show', 'dev', 'tap0'], "
+            "capture_output=True, text=True).stdout)")
+
+
+@pytest.mark.boot
+def test_firstboot_identity_on_a_personalised_card_booted_twice(built: Built, tmp_path: Path) -> None:
+    disk = tmp_path / "card.img"
+    sh("cp", "--sparse=always", str(built.image), str(disk))
+    secrets = tmp_path / "net" / "secrets.yaml"
+    secrets.parent.mkdir()
+    secrets.write_text("vpn:\n  psk: 'vpn-psk-for-the-boot-test-42'\n")
+    secrets.chmod(0o600)
+    site = tmp_path / "site.yaml"
+    site.write_text(f"admin:\n  authorized_keys: ['{built.public_key}']\nsecrets_file: net/secrets.yaml\n")
+    personalise = subprocess.run([sys.executable, str(REPO / "build.py"), "personalise", str(disk),
+                                  "-c", str(site)], capture_output=True, text=True, check=False)
+    assert personalise.returncode == 0, personalise.stderr
+    assert "vpn-psk-for-the-boot-test-42" in (card_file(disk, "deployment.json") or "")
+
+    port = free_port()
+    spec = BootSpec(machine="virt", timeout=300, mac="b8:27:eb:27:35:ed", ssh_port=port,
+                    extra_cmdline="ewindow.serial=00000000b83c3c1b")
+    ssh = ["ssh", "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+           "-o", "ConnectTimeout=20", "-o", "BatchMode=yes", "-i", str(built.private_key),
+           "-o", "IdentitiesOnly=yes", "ewindow@127.0.0.1"]
+    seen: dict[str, str] = {}
+
+    def inspect() -> None:
+        command = f'sudo stat -c %a /etc/ewindow/deployment.json && sudo python3 -c "{HOLD_TAP}"'
+        result = subprocess.run([*ssh, command], capture_output=True, text=True, timeout=120, check=False)
+        assert result.returncode == 0, result.stderr
+        seen["out"] = result.stdout
+
+    first = boot(disk, spec, while_up=inspect, in_place=True).report
+    assert first["firstboot"] == "done" and first["firstboot_ran"] == "yes"
+    assert first["hostname"] == "ewindow-2735ed"
+    assert first["tap0_mac"] == "ba:27:eb:27:35:ed"
+    assert "fde1:c0fe::b827:eb27:35ed/64" in first["tap0_addrs"]
+    assert seen["out"].splitlines()[0] == "600"  # the secrets moved to a root-only file
+    assert "fe80::b827:ebff:fe27:35ed/64" in seen["out"]  # EUI-64 of the tap MAC, as predicted
+    # the secrets left the card; the public identity arrived for the admin
+    assert card_file(disk, "deployment.json") is None
+    public = json.loads(card_file(disk, "identity.json") or "{}")
+    assert public["serial"] == "00000000b83c3c1b" and public["ula"] == "fde1:c0fe::b827:eb27:35ed"
+    assert "vpn-psk" not in json.dumps(public)
+
+    second = boot(disk, spec, in_place=True).report
+    assert second["firstboot_ran"] == "no"  # finished before, no new deployment.json
+    for key in ("hostname", "tap0_mac", "machine_id"):
+        assert second[key] == first[key], key
+    assert "fde1:c0fe::b827:eb27:35ed/64" in second["tap0_addrs"]
 

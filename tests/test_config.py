@@ -37,7 +37,7 @@ def test_defaults_build_trixie_arm64_with_zstd() -> None:
 
 def test_site_file_then_overrides_win(tmp_path: Path) -> None:
     site = write(tmp_path / "site.yaml", "suite: bookworm\nimage:\n  boot_size_mib: 512\n")
-    cfg = load_config(ConfigLayers(site, ("image.boot_size_mib=300", "image.compression=[xz, zstd]")))
+    cfg = load_config(ConfigLayers((site,), ("image.boot_size_mib=300", "image.compression=[xz, zstd]")))
     assert cfg.suite is Suite.bookworm
     assert cfg.image.boot_size_mib == 300
     assert cfg.image.compression == (Compression.xz, Compression.zstd)
@@ -65,13 +65,13 @@ def test_site_file_then_overrides_win(tmp_path: Path) -> None:
 def test_bad_site_values_name_file_and_field(tmp_path: Path, text: str, message: str) -> None:
     site = write(tmp_path / "site.yaml", text)
     with pytest.raises(ConfigError) as info:
-        load_config(ConfigLayers(site))
+        load_config(ConfigLayers((site,)))
     assert str(info.value).replace(str(tmp_path) + "/", "").startswith(message)
 
 
 def test_override_errors_name_set(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^--set: image.xz_level: 12 is outside 0..9$"):
-        load_config(ConfigLayers(None, ("image.xz_level=12",)))
+        load_config(ConfigLayers((), ("image.xz_level=12",)))
     with pytest.raises(ConfigError, match=r"^--set: nope: expected key=value$"):
         parse_override("nope")
 
@@ -80,19 +80,19 @@ def test_authorized_keys_file_is_relative_to_site_file(tmp_path: Path) -> None:
     key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk0 admin@example"
     write(tmp_path / "keys.pub", f"# admins\n{key}\n\n")
     site = write(tmp_path / "site.yaml", "admin:\n  authorized_keys_file: keys.pub\n")
-    cfg = load_config(ConfigLayers(site))
+    cfg = load_config(ConfigLayers((site,)))
     assert cfg.admin.authorized_keys == (key,)
 
 
 def test_missing_keys_file_names_the_site_file(tmp_path: Path) -> None:
     site = write(tmp_path / "site.yaml", "admin:\n  authorized_keys_file: gone.pub\n")
     with pytest.raises(ConfigError, match=r"site.yaml: admin.authorized_keys_file: .*gone.pub"):
-        load_config(ConfigLayers(site))
+        load_config(ConfigLayers((site,)))
 
 
 def test_digest_changes_with_any_value() -> None:
     a = load_config()
-    b = load_config(ConfigLayers(None, ("timezone=Europe/Berlin",)))
+    b = load_config(ConfigLayers((), ("timezone=Europe/Berlin",)))
     assert a.digest() != b.digest()
     assert a.digest() == load_config().digest()
 

@@ -19,6 +19,8 @@ from firstboot.identity import (
     ula,
 )
 
+from .pitree import machine, nic, virtual
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -62,44 +64,6 @@ def test_bad_mac(bad: str) -> None:
 # --- fixture trees -------------------------------------------------------------------------------
 
 
-def nic(root: Path, name: str, mac: str, driver: str, *, wireless: bool = False,
-        assign: str = "0") -> None:
-    entry = root / "sys/class/net" / name
-    (entry / "device").mkdir(parents=True)
-    drivers = root / "sys/bus/drivers" / driver
-    drivers.mkdir(parents=True, exist_ok=True)
-    (entry / "device/driver").symlink_to(drivers)
-    (entry / "type").write_text("1\n")
-    (entry / "address").write_text(mac + "\n")
-    (entry / "addr_assign_type").write_text(assign + "\n")
-    if wireless:
-        (entry / "wireless").mkdir()
-
-
-def virtual(root: Path, name: str, mac: str) -> None:
-    entry = root / "sys/class/net" / name
-    entry.mkdir(parents=True)
-    (entry / "type").write_text("1\n")
-    (entry / "address").write_text(mac + "\n")
-
-
-def machine(tmp_path: Path, *, dt_serial: str | None = None, cpuinfo_serial: str | None = None,
-            cmdline: str = "console=ttyS1,115200 root=PARTUUID=ee1d0c5e-02") -> Path:
-    root = tmp_path / "root"
-    (root / "proc").mkdir(parents=True)
-    (root / "proc/cmdline").write_text(cmdline + "\n")
-    cpuinfo = "processor\t: 0\nBogoMIPS\t: 38.40\n"
-    if cpuinfo_serial:
-        cpuinfo += f"Serial\t\t: {cpuinfo_serial}\n"
-    (root / "proc/cpuinfo").write_text(cpuinfo)
-    if dt_serial:
-        dt = root / "sys/firmware/devicetree/base"
-        dt.mkdir(parents=True)
-        (dt / "serial-number").write_bytes(dt_serial.encode() + b"\0")
-    virtual(root, "lo", "00:00:00:00:00:00")
-    return root
-
-
 def test_pi3_eth0_from_usb_lan(tmp_path: Path) -> None:
     root = machine(tmp_path, dt_serial="00000000b83c3c1b")
     nic(root, "eth0", "b8:27:eb:3c:3c:1b", "smsc95xx")
@@ -118,6 +82,21 @@ def test_pi4_end0_genet_and_a_usb_adapter(tmp_path: Path) -> None:
     ident, source = read_identity(root)
     assert ident.base_mac == "dc:a6:32:01:02:03" and source == "on-board wired end0"
     assert ident.ula == "fde1:c0fe::dca6:3201:203"
+
+
+def test_firmware_mac_in_the_device_tree_needs_no_driver(tmp_path: Path) -> None:
+    root = machine(tmp_path, dt_serial="00000000b83c3c1b")  # no NIC yet: smsc95xx still loading
+    base = root / "sys/firmware/devicetree/base"
+    (base / "aliases").mkdir()
+    (base / "aliases/ethernet0").write_bytes(b"/soc/usb@7e980000/usb-port@1/usb-port@1/ethernet@1\0")
+    node = base / "soc/usb@7e980000/usb-port@1/usb-port@1/ethernet@1"
+    node.mkdir(parents=True)
+    (node / "local-mac-address").write_bytes(bytes.fromhex("b827eb3c3c1b"))
+    ident, source = read_identity(root)
+    assert (ident.base_mac, source) == ("b8:27:eb:3c:3c:1b", "device tree ethernet0")
+    (node / "local-mac-address").write_bytes(bytes(6))  # an empty placeholder is ignored
+    nic(root, "eth0", "b8:27:eb:3c:3c:1c", "smsc95xx")
+    assert read_identity(root)[1] == "on-board wired eth0"
 
 
 def test_zero2w_has_only_wifi(tmp_path: Path) -> None:

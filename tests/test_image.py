@@ -64,7 +64,7 @@ def sh(*argv: str) -> str:
 
 @requires_root
 def test_assembled_image_has_both_filesystems(tmp_path: Path) -> None:
-    cfg = load_config(ConfigLayers(None, ("image.boot_size_mib=64", "image.headroom_mib=64")))
+    cfg = load_config(ConfigLayers((), ("image.boot_size_mib=64", "image.headroom_mib=64")))
     tree = small_tree(tmp_path)
     out = tmp_path / "out"
     out.mkdir()

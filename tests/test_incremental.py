@@ -15,7 +15,7 @@ import pytest
 
 from ewindow_image.pipeline import RepoPaths
 
-from .conftest import REPO, Built, requires_root, seeded_cache
+from .conftest import REPO, Built, requires_root, seeded_cache, share_snapshots
 
 pytestmark = [pytest.mark.slow, requires_root]
 REPORT = "overlays/ewindow/usr/local/sbin/ewindow-boot-report"
@@ -38,8 +38,10 @@ def test_plan_and_build_redo_only_what_changed(built: Built, tmp_path: Path) -> 
     site = tmp_path / "site.yaml"  # the built image's stages, cheaper compression
     site.write_text(f"admin:\n  authorized_keys: ['{built.public_key}']\n"
                     "image:\n  compression: [zstd]\n  zstd_level: 1\n")
-    common = ["-c", str(site), "--cache-dir", str(seeded_cache(tmp_path)), "--out", str(tmp_path / "out")]
+    cache = seeded_cache(tmp_path)
+    common = ["-c", str(site), "--cache-dir", str(cache), "--out", str(tmp_path / "out")]
     cli(checkout, "build", *common)
+    share_snapshots(cache)
 
     # after a fresh build: nothing to do, and a second build leaves the artifacts alone
     plan = cli(checkout, "plan", *common).stdout

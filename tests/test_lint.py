@@ -53,3 +53,29 @@ def test_machine_id_qemu_proxy_and_readable_private_keys(tmp_path: Path) -> None
     key.chmod(0o600)
     remaining = {str(f) for f in lint_tree(tree)}
     assert "/etc/tinc-rsa_key.priv: private key readable by everyone" not in remaining
+
+
+def test_firstboot_state_from_a_test_boot_is_caught(tmp_path: Path) -> None:
+    tree = clean_tree(tmp_path)
+    (tree / "var/lib/ewindow").mkdir(parents=True)
+    (tree / "var/lib/ewindow/identity.json").write_text('{"base_mac": "b8:27:eb:3c:3c:1b"}\n')
+    (tree / "boot/firmware/ewindow").mkdir()
+    found = {str(f) for f in lint_tree(tree)}
+    assert found == {
+        "/var/lib/ewindow/identity.json: per-window state: firstboot makes it on each card",
+        "/boot/firmware/ewindow: per-window state: firstboot makes it on each card",
+    }
+
+
+def test_secrets_from_the_site_config_reach_the_gate(tmp_path: Path) -> None:
+    from ewindow_image.config import ConfigLayers, load_config
+
+    site = tmp_path / "site.yaml"
+    site.write_text("vpn:\n  psk: 'a-deployment-psk-123'\nwifi:\n  country: DE\n"
+                    "  networks: [{ssid: lab, psk: 'wifi passphrase 9'}]\n")
+    cfg = load_config(ConfigLayers((site,)))
+    assert sorted(cfg.secret_values()) == ["a-deployment-psk-123", "wifi passphrase 9"]
+    tree = clean_tree(tmp_path)
+    (tree / "etc/leak.conf").write_text("key = wifi passphrase 9\n")
+    assert [str(f) for f in lint_tree(tree, cfg.secret_values())] == [
+        "/etc/leak.conf: contains a secret value from the site config"]

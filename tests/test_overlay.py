@@ -48,8 +48,8 @@ def test_render_templates_modes_and_computed_paths(tmp_path: Path) -> None:
 def test_undefined_template_variable_is_an_error_naming_the_file(tmp_path: Path) -> None:
     overlay = tmp_path / "o"
     overlay.mkdir()
-    (overlay / "bad.j2").write_text("line one\n{{ vpn.psk }}\n")
-    with pytest.raises(ConfigError, match=r"bad.j2: line 2: .*psk"):
+    (overlay / "bad.j2").write_text("line one\n{{ vpn.password }}\n")
+    with pytest.raises(ConfigError, match=r"bad.j2: line 2: .*password"):
         render_overlay(overlay, [], template_context(load_config()))
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, Built, requires_root, seeded_cache, sh
+from .conftest import REPO, Built, requires_root, seeded_cache, sh, share_snapshots
 
 pytestmark = [pytest.mark.slow, requires_root]
 STEM = "ewindow-trixie-arm64"
@@ -89,8 +89,10 @@ def resume_site(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reference(resume_site: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("reference")
     out = tmp / "out"
-    log = build(resume_site, seeded_cache(tmp), out)
-    assert "==> stage 00-base: cached" in log and "<== stage 20-system" in log  # only late stages ran
+    cache = seeded_cache(tmp)
+    log = build(resume_site, cache, out)
+    assert "<== stage 20-system" in log  # the hostname override rebuilds the late stages
+    share_snapshots(cache)  # a pruned main cache may have lacked 00-base: the scenarios need it
     return tree_digest(out / f"{STEM}.img", tmp)
 
 

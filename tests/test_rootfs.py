@@ -8,7 +8,7 @@ from ewindow_image.config import ConfigLayers, load_config
 
 
 def test_mmdebstrap_diverts_initramfs_and_keeps_no_proxy() -> None:
-    cfg = load_config(ConfigLayers(None, ("apt.proxy=http://cache:3142",)))
+    cfg = load_config(ConfigLayers((), ("apt.proxy=http://cache:3142",)))
     argv = rootfs.mmdebstrap_argv(cfg, ["linux-image-arm64", "python3"], Path("/t/rootfs"),
                                   Path("/c/debs"))
     assert argv[:3] == ["mmdebstrap", "--mode=root", "--variant=minbase"]
@@ -30,7 +30,7 @@ def test_mmdebstrap_diverts_initramfs_and_keeps_no_proxy() -> None:
 
 
 def test_bookworm_sources() -> None:
-    cfg = load_config(ConfigLayers(None, ("suite=bookworm",)))
+    cfg = load_config(ConfigLayers((), ("suite=bookworm",)))
     assert rootfs.apt_sources(cfg)[2].split()[2] == "bookworm-security"
 
 
@@ -43,7 +43,7 @@ def test_chroot_runs_in_a_private_mount_namespace() -> None:
 
 
 def test_apt_install_in_a_later_stage_carries_options_not_files() -> None:
-    cfg = load_config(ConfigLayers(None, ("apt.proxy=http://cache:3142",)))
+    cfg = load_config(ConfigLayers((), ("apt.proxy=http://cache:3142",)))
     script = rootfs.apt_install_script(cfg, ["tinc"])
     assert "-o Acquire::http::Proxy=http://cache:3142" in script
     assert "--no-install-recommends tinc" in script

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def context(*overrides: str) -> dict[str, object]:
-    return template_context(load_config(ConfigLayers(None, overrides)))
+    return template_context(load_config(ConfigLayers((), overrides)))
 
 
 def test_project_stages_load_in_numeric_order() -> None:

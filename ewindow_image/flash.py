@@ -1,0 +1,105 @@
+# SPDX-License-Identifier: MIT
+"""Writing an image to an SD card with bmaptool, then personalising it.
+
+The checks come first and are pure (they read ``lsblk --json``): the disk holding ``/`` is
+always refused, a partition instead of a whole disk is refused, a mounted or non-removable
+disk is refused unless ``--force``, and so is a card smaller than the image.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import EWindowError
+from .runner import run
+
+LSBLK_COLUMNS = "NAME,TYPE,RM,HOTPLUG,TRAN,SIZE,MODEL,MOUNTPOINTS"
+
+
+class FlashRefused(EWindowError):
+    pass
+
+
+@dataclass(frozen=True)
+class Disk:
+    path: str
+    kind: str  # disk, part, loop, …
+    removable: bool
+    size: int
+    model: str
+    mountpoints: tuple[str, ...]  # of the disk and everything on it (partitions, LVM, …)
+
+
+def lsblk_argv(device: Path) -> list[str]:
+    return ["lsblk", "--json", "--bytes", "--paths", "-o", LSBLK_COLUMNS, os.fspath(device)]
+
+
+def _mountpoints(node: dict[str, Any]) -> list[str]:
+    found = [m for m in (node.get("mountpoints") or []) if m]
+    for child in node.get("children") or []:
+        found += _mountpoints(child)
+    return found
+
+
+def parse_lsblk(text: str) -> Disk:
+    node = json.loads(text)["blockdevices"][0]
+    name = str(node["name"])
+    # SD slots wired to the SoC (mmcblkN) report RM=0; they are still cards.
+    removable = (bool(node.get("rm")) or bool(node.get("hotplug")) or node.get("tran") in ("usb", "mmc")
+                 or os.path.basename(name).startswith("mmcblk"))
+    return Disk(name, str(node.get("type")), removable, int(node.get("size") or 0),
+                str(node.get("model") or "").strip(), tuple(_mountpoints(node)))
+
+
+def check_target(disk: Disk, image_size: int, *, force: bool) -> list[str]:
+    """Raise FlashRefused for a target that must not be written; return warnings for the
+    ones ``force`` let through."""
+    if "/" in disk.mountpoints:
+        raise FlashRefused(f"{disk.path} holds the running system's / — refusing, even with --force")
+    if disk.kind == "part":
+        raise FlashRefused(f"{disk.path} is a partition; give the whole card (e.g. /dev/sdb, not /dev/sdb1)")
+    warnings = []
+    if disk.mountpoints:
+        message = f"{disk.path} is mounted at {', '.join(disk.mountpoints)}"
+        if not force:
+            raise FlashRefused(message, hint="unmount it first (udisksctl unmount -b …), or --force")
+        warnings.append(message)
+    if not disk.removable:
+        message = f"{disk.path} ({disk.model or disk.kind}) is not a removable disk"
+        if not force:
+            raise FlashRefused(message, hint="check DEVICE with lsblk; use --force if it really is the card")
+        warnings.append(message)
+    if disk.size and image_size and disk.size < image_size:
+        raise FlashRefused(f"{disk.path} holds {disk.size / 2**30:.1f} GiB, the image needs "
+                           f"{image_size / 2**30:.1f} GiB")
+    return warnings
+
+
+def bmaptool_argv(image: Path, bmap: Path, device: Path) -> list[str]:
+    return ["bmaptool", "copy", "--bmap", os.fspath(bmap), os.fspath(image), os.fspath(device)]
+
+
+def inspect_device(device: Path) -> Disk:
+    try:
+        if not stat.S_ISBLK(device.stat().st_mode):
+            raise FlashRefused(f"{device} is not a block device")
+    except FileNotFoundError:
+        raise FlashRefused(f"{device}: no such device") from None
+    return parse_lsblk(run(lsblk_argv(device), capture=True))
+
+
+def flash(image: Path, device: Path, *, force: bool) -> list[str]:
+    """Check the target, then write ``image`` with its .bmap. Returns the warnings."""
+    disk = inspect_device(device)
+    warnings = check_target(disk, 0, force=force)  # the device first: it is the dangerous part
+    bmap = image.with_name(image.name + ".bmap")
+    if not image.is_file() or not bmap.is_file():
+        raise EWindowError(f"{image} or its .bmap is missing", hint="build it first: make image")
+    check_target(disk, image.stat().st_size, force=True)  # the size, now that it is known
+    run(bmaptool_argv(image, bmap, device))
+    return warnings

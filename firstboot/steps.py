@@ -1,0 +1,253 @@
+# SPDX-License-Identifier: MIT
+"""Firstboot's steps, in order. Each is idempotent and makes its changes atomically (see
+fsops), so a run cut short by a power loss is completed by the next boot: no step keeps
+state of its own beyond the files it writes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import socket
+import subprocess
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import files
+from .fsops import Root, ids
+from .identity import (
+    Identity,
+    IdentityError,
+    derive,
+    dt_ethernet_mac,
+    kernel_options,
+    list_nics,
+    read_identity,
+)
+from .settings import (
+    DEPLOYMENT_NAME,
+    DONE_FILE,
+    IDENTITY_FILE,
+    IMPORTED_DEPLOYMENT,
+    PUBLIC_IDENTITY_NAME,
+    Deployment,
+    ImageSettings,
+    SettingsError,
+    load_deployment,
+    parse_deployment,
+)
+
+log = logging.getLogger("ewindow-firstboot")
+# Without a MAC in the device tree, the identity comes from a NIC, whose driver may still be
+# loading (udev coldplug runs in parallel; a USB NIC takes seconds to enumerate).
+NIC_WAIT_SECONDS = 20.0
+NETWORK_DIR = "etc/systemd/network"
+WPA_CONF = "etc/wpa_supplicant/wpa_supplicant-wlan0.conf"
+
+
+class StepError(RuntimeError):
+    pass
+
+
+@dataclass
+class Context:
+    root: Root
+    settings: ImageSettings
+    deployment: Deployment = Deployment()
+    identity: Identity | None = None
+
+    @property
+    def boot(self) -> str:
+        return self.settings.boot_dir.strip("/")
+
+    @property
+    def hostname(self) -> str:
+        assert self.identity is not None
+        return self.deployment.hostname or self.identity.hostname
+
+
+def run(argv: list[str]) -> str:
+    """The one place firstboot runs a program: logged, output captured, failure raised."""
+    log.info("+ %s", " ".join(argv))
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise StepError(f"{argv[0]} failed ({result.returncode}): {result.stderr.strip()[-300:]}")
+    return result.stdout
+
+
+# --- commands, built separately from running them ----------------------------------------
+
+
+def ssh_keygen_all_argv(root: Path) -> list[str]:
+    # -A makes every missing host key type; -f makes it work on a tree that is not "/".
+    return ["ssh-keygen", "-A", "-f", str(root)]
+
+
+def fingerprint_argv(public_key: Path) -> list[str]:
+    return ["ssh-keygen", "-l", "-f", str(public_key)]
+
+
+def machine_id_setup_argv(root: Path) -> list[str]:
+    return ["systemd-machine-id-setup", f"--root={root}"]
+
+
+# --- steps ------------------------------------------------------------------------------
+
+
+def import_deployment(ctx: Context) -> None:
+    """Move the card's deployment file from the FAT partition to /etc (0600)."""
+    on_card = ctx.root / f"{ctx.boot}/{DEPLOYMENT_NAME}"
+    if on_card.exists():
+        text = on_card.read_text()
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise SettingsError(f"{on_card}: not valid JSON ({exc})") from None
+        parse_deployment(data, str(on_card))  # refuse a bad file before anything changes
+        ctx.root.write(IMPORTED_DEPLOYMENT, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600)
+        ctx.root.remove(f"{ctx.boot}/{DEPLOYMENT_NAME}")
+        log.info("imported the deployment settings from %s", on_card)
+    imported = ctx.root / IMPORTED_DEPLOYMENT
+    if imported.exists():
+        ctx.deployment = load_deployment(imported)
+
+
+def identity(ctx: Context) -> None:
+    """Derive the identity once; afterwards it is read back, never derived again."""
+    stored = ctx.root / IDENTITY_FILE
+    if stored.exists():
+        ctx.identity = load_identity(stored)
+        return
+    chosen = ctx.deployment.identity or ctx.settings.identity
+    wait_for_a_nic(ctx.root)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        found, source = read_identity(ctx.root.path, prefix=chosen.prefix,
+                                      hostname_template=chosen.hostname_template)
+    for warning in caught:
+        log.warning("%s", warning.message)
+    log.info("identity from %s: %s", source, found)
+    ctx.root.write(IDENTITY_FILE, found.to_json() + "\n")
+    ctx.identity = found
+
+
+def wait_for_a_nic(root: Root) -> None:
+    if not root.live or "ewindow.mac" in kernel_options(root.path) or dt_ethernet_mac(root.path):
+        return
+    deadline = time.monotonic() + NIC_WAIT_SECONDS
+    while not list_nics(root.path) and time.monotonic() < deadline:
+        time.sleep(0.25)
+
+
+def load_identity(path: Path) -> Identity:
+    try:
+        data = json.loads(path.read_text())
+        stored = Identity(**data)
+        # re-derive from the stored MAC: a hand-edited or damaged file must not half-apply
+        prefix = str(ipaddress.IPv6Network(f"{stored.ula}/64", strict=False))
+        check = derive(stored.serial, stored.base_mac, prefix=prefix, hostname_template="x")
+    except (OSError, ValueError, TypeError, IdentityError) as exc:
+        raise SettingsError(f"{path}: damaged ({exc}); delete it to derive the identity again") from None
+    if (check.tap_mac, check.ula, check.link_local) != (stored.tap_mac, stored.ula, stored.link_local):
+        raise SettingsError(f"{path}: tap_mac, ula or link_local do not follow from base_mac")
+    return stored
+
+
+def hostname(ctx: Context) -> None:
+    name = ctx.hostname
+    if not (0 < len(name) <= 63 and all(c.isalnum() or c == "-" for c in name)):
+        raise SettingsError(f"host name '{name}' is not valid (a-z, 0-9, '-')")
+    ctx.root.write("etc/hostname", files.hostname_file(name))
+    hosts = ctx.root / "etc/hosts"
+    ctx.root.write("etc/hosts", files.hosts_file(hosts.read_text() if hosts.exists() else "", name))
+    if ctx.root.live and socket.gethostname() != name:
+        socket.sethostname(name)
+
+
+def tap(ctx: Context) -> None:
+    assert ctx.identity is not None
+    name = ctx.settings.tap
+    prefix = (ctx.deployment.identity or ctx.settings.identity).prefix
+    prefix_len = ipaddress.IPv6Network(prefix).prefixlen
+    ctx.root.write(f"{NETWORK_DIR}/10-ewindow-{name}.netdev", files.tap_netdev(ctx.identity, name))
+    ctx.root.write(f"{NETWORK_DIR}/10-ewindow-{name}.network",
+                   files.tap_network(ctx.identity, name, prefix_len))
+
+
+def machine_id(ctx: Context) -> None:
+    current = ctx.root / "etc/machine-id"
+    text = current.read_text().strip() if current.exists() else ""
+    if len(text) == 32 and all(c in "0123456789abcdef" for c in text):
+        return
+    run(machine_id_setup_argv(ctx.root.path))
+    ctx.root.count_change()
+
+
+def ssh_host_keys(ctx: Context) -> None:
+    if not (ctx.root / "etc/ssh/ssh_host_ed25519_key.pub").exists():
+        run(ssh_keygen_all_argv(ctx.root.path))
+        ctx.root.count_change()
+
+
+def admin_keys(ctx: Context) -> None:
+    added = ctx.deployment.authorized_keys
+    if not added:
+        return
+    user = ctx.settings.admin_user
+    uid, gid = ids(ctx.root, user)
+    home = next(line.split(":")[5] for line in (ctx.root / "etc/passwd").read_text().splitlines()
+                if line.split(":")[0] == user)
+    path = f"{home}/.ssh/authorized_keys"
+    current = (ctx.root / path).read_text() if (ctx.root / path).exists() else ""
+    ctx.root.write(path, files.authorized_keys(current, added), mode=0o600, owner=(uid, gid))
+
+
+def wifi(ctx: Context) -> None:
+    if ctx.deployment.wifi.networks:
+        ctx.root.write(WPA_CONF, files.wpa_supplicant_conf(ctx.deployment.wifi), mode=0o600)
+
+
+def vpn_keys(ctx: Context) -> None:
+    """Per-device VPN keys, made here and never in the image. Backend ``none`` has none."""
+    backend = ctx.deployment.vpn.get("backend") or ctx.settings.vpn_backend
+    if backend != "none":
+        raise StepError(f"VPN backend '{backend}' is not supported by this firstboot")
+
+
+def host_key_fingerprints(ctx: Context) -> dict[str, str]:
+    found = {}
+    for pub in sorted((ctx.root / "etc/ssh").glob("ssh_host_*_key.pub")):
+        fields = run(fingerprint_argv(pub)).split()
+        if len(fields) >= 2:
+            found[pub.name.removeprefix("ssh_host_").removesuffix("_key.pub")] = fields[1]
+    return found
+
+
+def publish(ctx: Context) -> None:
+    """Tell the admin who this window is: ewindow/identity.json on the boot partition."""
+    assert ctx.identity is not None
+    text = files.public_identity(ctx.identity, ctx.hostname, host_key_fingerprints(ctx), {})
+    ctx.root.write(f"{ctx.boot}/{PUBLIC_IDENTITY_NAME}", text, plain=True)
+
+
+def done(ctx: Context) -> None:
+    ctx.root.write(DONE_FILE, "")
+
+
+STEPS: tuple[tuple[str, Callable[[Context], None]], ...] = (
+    ("import-deployment", import_deployment),
+    ("identity", identity),
+    ("hostname", hostname),
+    ("tap", tap),
+    ("machine-id", machine_id),
+    ("ssh-host-keys", ssh_host_keys),
+    ("admin-keys", admin_keys),
+    ("wifi", wifi),
+    ("vpn-keys", vpn_keys),
+    ("publish", publish),
+    ("done", done),
+)

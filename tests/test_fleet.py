@@ -1,0 +1,91 @@
+# SPDX-License-Identifier: MIT
+"""A deployment's secrets (network init, secrets_file) and the fleet registry (hosts)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(REPO / "build.py"), *args], capture_output=True,
+                          text=True, check=False)
+
+
+def test_network_init_makes_private_secrets_once(tmp_path: Path) -> None:
+    folder = tmp_path / "ewindow-network"
+    result = cli("network", "init", str(folder))
+    assert result.returncode == 0, result.stderr
+    secrets = folder / "secrets.yaml"
+    assert folder.stat().st_mode & 0o777 == 0o700 and secrets.stat().st_mode & 0o777 == 0o600
+    psk = yaml.safe_load(secrets.read_text())["vpn"]["psk"]
+    assert len(psk) == 64 and f"secrets_file: {secrets}" in result.stdout
+    prefix = result.stdout.split('prefix: "')[1].split('"')[0]
+    assert prefix.startswith("fd") and prefix.endswith("::/64") and prefix != "fde1:c0fe::/64"
+
+    again = cli("network", "init", str(folder))
+    assert again.returncode == 2 and "exists already; it is never overwritten" in again.stderr
+    assert yaml.safe_load(secrets.read_text())["vpn"]["psk"] == psk
+
+    inside = cli("network", "init", str(REPO / "my-secrets"))
+    assert inside.returncode == 2 and "inside the git checkout" in inside.stderr
+    assert not (REPO / "my-secrets").exists()
+
+
+def test_secrets_file_is_merged_redacted_and_checked(tmp_path: Path) -> None:
+    assert cli("network", "init", str(tmp_path / "net")).returncode == 0
+    psk = yaml.safe_load((tmp_path / "net/secrets.yaml").read_text())["vpn"]["psk"]
+    site = tmp_path / "site.yaml"
+    site.write_text("secrets_file: net/secrets.yaml\n")
+    shown = cli("config", "-c", str(site))
+    assert shown.returncode == 0, shown.stderr
+    assert "psk: <secret>" in shown.stdout and psk not in shown.stdout
+
+    (tmp_path / "net/secrets.yaml").chmod(0o644)
+    loose = cli("config", "-c", str(site))
+    assert loose.returncode == 2
+    assert loose.stderr.splitlines()[0] == (f"error: {tmp_path / 'net/secrets.yaml'}: (file): readable by "
+                                            f"others (mode 0644); chmod 600 {tmp_path / 'net/secrets.yaml'}")
+
+
+def test_site_values_are_checked_with_file_and_field(tmp_path: Path) -> None:
+    site = tmp_path / "site.yaml"
+    site.write_text("wifi:\n  country: DE\n  networks:\n    - {ssid: lab, psk: short}\n")
+    result = cli("config", "-c", str(site))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {site}: wifi.networks[0].psk: 8 to 63 characters "
+                                          "(\"\" for an open network)"]
+    site.write_text("identity:\n  hostname_template: 'window-{room}'\n")
+    assert "identity.hostname_template: 'window-{room}': only {mac6} and {serial}" in cli(
+        "config", "-c", str(site)).stderr
+
+
+def test_hosts_from_identity_files_and_an_inventory(tmp_path: Path) -> None:
+    card = tmp_path / "card-1.json"
+    card.write_text(json.dumps({"hostname": "ewindow-2735ed", "ula": "fde1:c0fe::b827:eb27:35ed",
+                                "base_mac": "b8:27:eb:27:35:ed", "tap_mac": "ba:27:eb:27:35:ed"}))
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("- {serial: '00000000b83c3c1b'}\n- {mac: 'dc:a6:32:01:02:03', hostname: lab}\n"
+                         "- {mac: 'b8:27:eb:27:35:ed'}\n")  # the same window as card-1
+    hosts = cli("hosts", str(card), str(inventory))
+    assert hosts.returncode == 0, hosts.stderr
+    assert hosts.stdout.splitlines() == [
+        "fde1:c0fe::b827:eb27:35ed\tewindow-2735ed.ewindow.org ewindow-2735ed",
+        "fde1:c0fe::b827:eb3c:3c1b\tewindow-3c3c1b.ewindow.org ewindow-3c3c1b",
+        "fde1:c0fe::dca6:3201:203\tlab.ewindow.org lab",
+    ]
+    zone = cli("hosts", "--format", "zone", str(inventory), "--set", "identity.domain=windows.example")
+    assert "lab.windows.example.\tIN\tAAAA\tfde1:c0fe::dca6:3201:203" in zone.stdout.splitlines()
+
+    clash = tmp_path / "clash.yaml"
+    clash.write_text("- {mac: 'dc:a6:32:0a:0b:0c', hostname: lab}\n")
+    result = cli("hosts", str(inventory), str(clash))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: {clash}[0]: lab is also lab fde1:c0fe::dca6:3201:203 "
+                                          f"in {inventory}[1]"]

@@ -6,6 +6,11 @@ fsynced, renamed over the target, and the directory is fsynced. A power cut leav
 old or the new file, never half of one. That holds on ext4 and, for a rename within one
 directory, on FAT as Linux's vfat driver does it (it rewrites one directory entry).
 
+FAT needs more: fsync on a vfat file or directory did not make a rename durable (a test boot
+killed afterwards found the new name with size 0), because vfat keeps directory entries in
+buffers of the block device, not of the directory. Changes on FAT (``plain``) end with a
+sync(2) of everything; firstboot makes a handful, once.
+
 ``crash_after`` is fault injection for tests: the process SIGKILLs itself after that many
 changes, which is as abrupt as a power cut for everything already fsynced.
 """
@@ -52,15 +57,19 @@ class Root:
             os.close(fd)
         os.replace(tmp, target)
         fsync_dir(target.parent)
+        if plain:
+            os.sync()
         self.count_change()
         return True
 
-    def remove(self, inner: str) -> bool:
+    def remove(self, inner: str, *, plain: bool = False) -> bool:
         target = self / inner
         if not target.exists() and not target.is_symlink():
             return False
         target.unlink()
         fsync_dir(target.parent)
+        if plain:
+            os.sync()  # a deletion from FAT that did not last would leave secrets on the card
         self.count_change()
         return True
 

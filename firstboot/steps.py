@@ -109,7 +109,7 @@ def import_deployment(ctx: Context) -> None:
             raise SettingsError(f"{on_card}: not valid JSON ({exc})") from None
         parse_deployment(data, str(on_card))  # refuse a bad file before anything changes
         ctx.root.write(IMPORTED_DEPLOYMENT, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600)
-        ctx.root.remove(f"{ctx.boot}/{DEPLOYMENT_NAME}")
+        ctx.root.remove(f"{ctx.boot}/{DEPLOYMENT_NAME}", plain=True)
         log.info("imported the deployment settings from %s", on_card)
     imported = ctx.root / IMPORTED_DEPLOYMENT
     if imported.exists():

@@ -20,7 +20,8 @@ HOST_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test dosfstools
 	fdisk e2fsprogs bmap-tools zstd xz-utils qemu-system-arm python3-venv util-linux \
 	passwd systemd
 # Extra packages for the tests.
-TEST_PACKAGES := $(HOST_PACKAGES) shellcheck device-tree-compiler cpio openssh-client
+TEST_PACKAGES := $(HOST_PACKAGES) shellcheck device-tree-compiler cpio openssh-client \
+	iputils-ping iproute2 nftables tinc yggdrasil
 
 .PHONY: image flash test test-fast boot-test plan config lint bench host-deps test-deps venv clean help
 

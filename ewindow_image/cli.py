@@ -232,7 +232,7 @@ def cmd_personalise(args: argparse.Namespace) -> int:
         raise EWindowError(f"{args.target}: no such image or device")
     personalise(args.target, deployment(cfg, args.hostname))
     log.info("personalised %s: %d SSH keys, %d Wi-Fi networks, VPN %s%s", args.target,
-             len(cfg.admin.authorized_keys), len(cfg.wifi.networks), cfg.vpn.backend,
+             len(cfg.admin.authorized_keys), len(cfg.wifi.networks), ", ".join(cfg.vpn.backends) or "none",
              f", host name {args.hostname}" if args.hostname else "")
     return 0
 

@@ -3,7 +3,7 @@
 
 Every layer is plain YAML. The layers are merged into one dict while remembering which layer
 set each dotted key, so that a validation error can name the file the bad value came from:
-``site.yaml: vpn.backend: 'peervpnn' is not one of none``.
+``site.yaml: vpn.backends[0]: 'peervpnn' is not one of tinc, yggdrasil, peervpn, cjdns``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,15 @@ class InitramfsModules(enum.StrEnum):
 
 
 class VpnBackend(enum.StrEnum):
-    none = "none"
+    tinc = "tinc"
+    yggdrasil = "yggdrasil"
+    peervpn = "peervpn"
+    cjdns = "cjdns"
+
+
+class VpnRole(enum.StrEnum):
+    window = "window"
+    hub = "hub"  # a public node: windows connect to it, it relays (PeerVPN) and routes (cjdns)
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,7 @@ class AptConfig:
     security_mirror: str
     proxy: str
     retries: int
+    local_debs: str  # a folder of .deb files that stand in for packages of those names
 
 
 @dataclass(frozen=True)
@@ -91,9 +100,68 @@ REDACTED = "<secret>"
 
 
 @dataclass(frozen=True)
+class TincHubConfig:
+    name: str
+    addresses: tuple[str, ...] = ()
+    port: int = 655
+    public_key: str = ""
+
+
+@dataclass(frozen=True)
+class TincConfig:
+    port: int
+    hubs: tuple[TincHubConfig, ...]
+
+
+@dataclass(frozen=True)
+class YggdrasilConfig:
+    peers: tuple[str, ...]
+    listen: tuple[str, ...]
+    allowed_public_keys: tuple[str, ...]
+    multicast_interfaces: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PeerVpnConfig:
+    port: int
+    initpeers: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CjdnsPeerConfig:
+    address: str
+    public_key: str
+    password: str = field(default="", metadata=SECRET)
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class CjdnsClientConfig:
+    public_key: str
+    ip4_address: str = ""
+    ip4_prefix: int = 0
+    ip6_address: str = ""
+    ip6_prefix: int = 0
+
+
+@dataclass(frozen=True)
+class CjdnsConfig:
+    peers: tuple[CjdnsPeerConfig, ...]
+    beacon_interfaces: tuple[str, ...]
+    gateway_public_key: str
+    clients: tuple[CjdnsClientConfig, ...]
+
+
+@dataclass(frozen=True)
 class VpnConfig:
-    backend: VpnBackend
+    backends: tuple[VpnBackend, ...]
+    role: VpnRole
+    network_name: str
     psk: str = field(metadata=SECRET)
+    tinc: TincConfig
+    yggdrasil: YggdrasilConfig
+    peervpn: PeerVpnConfig
+    cjdns: CjdnsConfig
 
 
 @dataclass(frozen=True)
@@ -142,7 +210,7 @@ class Config:
     def as_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """The resolved config as plain data (what ``build.py config`` prints), secrets
         replaced by "<secret>" unless ``redact`` is False (personalisation only)."""
-        data = _to_plain(self, redact)
+        data = _to_plain(self, REDACTED if redact else None)
         data.pop("base_dir", None)
         assert isinstance(data, dict)
         return data
@@ -213,8 +281,26 @@ def _check_config(cfg: Config, sources: Mapping[str, str]) -> None:
             fail("extra_packages", f"'{package}' is not a Debian package name")
     _check_identity(cfg.identity, fail)
     _check_wifi(cfg.wifi, fail)
-    if len(cfg.vpn.psk) > 512:
-        fail("vpn.psk", "longer than 512 characters (PeerVPN's limit)")
+    _check_vpn(cfg.vpn, fail)
+
+
+def _check_vpn(vpn: VpnConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+    if len(set(vpn.backends)) != len(vpn.backends):
+        fail("vpn.backends", "a backend is listed twice")
+    if not (vpn.network_name and all(c.isalnum() or c in "_-" for c in vpn.network_name)):
+        fail("vpn.network_name", f"'{vpn.network_name}' must be letters, digits, '-' and '_'")
+    if VpnBackend.peervpn in vpn.backends and vpn.psk and (
+            len(vpn.psk) > 512 or any(c in vpn.psk for c in "#; \t")):
+        fail("vpn.psk", "PeerVPN's parser cuts values at '#', ';' and spaces and takes at most 512 "
+             "characters; build.py network init makes one that fits")
+    for index, hub in enumerate(vpn.tinc.hubs):
+        if VpnBackend.tinc in vpn.backends and "BEGIN RSA PUBLIC KEY" not in hub.public_key:
+            fail(f"vpn.tinc.hubs[{index}].public_key",
+                 "the hub's RSA public key block (from its hosts/ file)")
+    for index, initpeer in enumerate(vpn.peervpn.initpeers):
+        parts = initpeer.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            fail(f"vpn.peervpn.initpeers[{index}]", f"'{initpeer}' is not 'HOST PORT'")
 
 
 def _check_identity(identity: IdentityConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
@@ -276,9 +362,10 @@ def _looks_like_ssh_key(line: str) -> bool:
 # --- generic conversion from YAML data to the dataclasses above ------------------------------
 
 
-def _to_plain(value: Any, redact: bool = False) -> Any:
+def _to_plain(value: Any, redact: str | None = None) -> Any:
+    """Plain data; secret fields that are set become ``redact`` unless it is None."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: REDACTED if redact and f.metadata.get("secret") and getattr(value, f.name)
+        return {f.name: redact if redact is not None and f.metadata.get("secret") and getattr(value, f.name)
                 else _to_plain(getattr(value, f.name), redact)
                 for f in dataclasses.fields(value)}
     if isinstance(value, enum.Enum):
@@ -363,8 +450,11 @@ def _build(cls: type, data: Any, prefix: str, sources: Mapping[str, str]) -> Any
             hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(fields)}"
             raise ConfigError(_source(sources, key), key, f"unknown key ({hint})")
     values = {}
-    for name in fields:
+    for name, spec in fields.items():
         key = f"{prefix}.{name}" if prefix else name
+        if name not in data and spec.default is not dataclasses.MISSING:
+            values[name] = spec.default
+            continue
         if name not in data:
             raise ConfigError(_source(sources, prefix), key, "missing")
         values[name] = _convert(hints[name], data[name], key, sources)
@@ -500,7 +590,10 @@ def dump_config(cfg: Config) -> str:
 
 
 # What templates see: the resolved config as plain data, e.g. ``{{ image.disk_id }}``,
-# with every secret redacted: a template cannot put one into the image.
+# with every secret blanked: a template cannot put one into the image.
 def template_context(cfg: Config) -> dict[str, Any]:
-    return cfg.as_dict(redact=True)
+    data = _to_plain(cfg, "")
+    data.pop("base_dir", None)
+    assert isinstance(data, dict)
+    return data
 

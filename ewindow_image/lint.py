@@ -23,7 +23,9 @@ PROXY_SETTINGS = (b"acquire::http::proxy", b"acquire::https::proxy", b"acquire::
 # What firstboot makes for one window; in the image it would make every card the same window.
 PER_WINDOW_FILES = ("var/lib/ewindow/identity.json", "var/lib/ewindow/firstboot.done",
                     "etc/ewindow/deployment.json", "etc/wpa_supplicant/wpa_supplicant-wlan0.conf",
-                    "etc/systemd/network/10-ewindow-tap0.netdev", "boot/firmware/ewindow")
+                    "etc/systemd/network/10-ewindow-tap0.netdev", "boot/firmware/ewindow",
+                    "etc/yggdrasil/yggdrasil.conf", "etc/cjdroute.conf", "etc/peervpn/ewindow.conf",
+                    "var/lib/ewindow/vpn")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def lint_tree(tree: Path, secrets: Sequence[str] = ()) -> list[Finding]:
         findings.append(Finding("/etc/machine-id", "not empty: every window would share it"))
     findings += [Finding("/" + inner, "per-window state: firstboot makes it on each card")
                  for inner in PER_WINDOW_FILES if (tree / inner).exists()]
+    findings += [Finding(_inside(tree, key), "VPN private key: made on each window at first boot")
+                 for key in sorted(tree.glob("etc/tinc/*/rsa_key.priv"))]
     for dirpath, _dirs, files in os.walk(tree):
         for name in files:
             if name.startswith("qemu-") and name.endswith("-static"):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import localdebs
 from . import rootfs as rootfs_cmds
 from .aptstate import AptResolver
 from .cache import remove_tree
@@ -25,7 +26,7 @@ from .runner import run
 from .stages import Stage
 
 # Builder modules whose code shapes a stage's output tree; their source is part of every key.
-_KEYED_MODULES = ("rootfs.py", "overlay.py", "stages.py", "stagerun.py")
+_KEYED_MODULES = ("rootfs.py", "overlay.py", "stages.py", "stagerun.py", "localdebs.py")
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,17 @@ def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, str]:
     for d in dirs:
         inputs[f"directory {d.path}"] = _sha(f"{d.mode:o}:{d.owner}:{d.group}".encode())
     if stage.packages:
+        localdebs.check_available(ctx.cfg, stage.packages)
+        local = {name: deb for name in stage.packages if (deb := localdebs.find(ctx.cfg, name))}
+        from_mirror = tuple(name for name in stage.packages if name not in local)
         sources = "\n".join(rootfs_cmds.apt_sources(ctx.cfg) + rootfs_cmds.apt_options(ctx.cfg))
         inputs["apt sources"] = _sha(sources.encode())
-        if ctx.apt is not None:
-            resolution = ctx.apt.resolve(stage.packages, minbase=stage.bootstrap)
+        if ctx.apt is not None and from_mirror:
+            resolution = ctx.apt.resolve(from_mirror, minbase=stage.bootstrap)
             inputs.update({f"package {name}": version for name, version in resolution.versions})
-        else:
-            inputs.update({f"package {name}": "requested" for name in stage.packages})
+        elif from_mirror:
+            inputs.update({f"package {name}": "requested" for name in from_mirror})
+        inputs.update({f"package {name}": f"{deb.name} {localdebs.digest(deb)[:16]}" for name, deb in local.items()})
     inputs["builder code"] = builder_digest()
     inputs["QEMU_CPU"] = ctx.cfg.build.qemu_cpu
     return inputs
@@ -115,8 +120,12 @@ def run_stage(stage: Stage, ctx: StageContext, tree: Path) -> list[str]:
         with_retries(bootstrap, attempts=attempts, what=f"stage {stage.name}")
         done.append(f"bootstrapped {ctx.cfg.suite} with {len(stage.packages)} packages")
     elif stage.packages:
-        install = rootfs_cmds.chroot_argv(tree, rootfs_cmds.apt_install_script(ctx.cfg, stage.packages),
-                                          binds=[(ctx.deb_cache, "/var/cache/apt/archives")])
+        names = [f"{localdebs.CHROOT_DIR}/{deb.name}" if (deb := localdebs.find(ctx.cfg, name)) else name
+                 for name in stage.packages]
+        binds = [(ctx.deb_cache, "/var/cache/apt/archives")]
+        if (local_dir := localdebs.folder(ctx.cfg)) is not None and local_dir.is_dir():
+            binds.append((local_dir, localdebs.CHROOT_DIR))
+        install = rootfs_cmds.chroot_argv(tree, rootfs_cmds.apt_install_script(ctx.cfg, names), binds=binds)
         # apt-get install is safe to repeat in place after a failed download.
         with_retries(lambda: run(install, env=env), attempts=attempts, what=f"stage {stage.name}")
         done.append(f"installed {', '.join(stage.packages)}")

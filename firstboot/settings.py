@@ -56,7 +56,7 @@ class ImageSettings:
     admin_user: str = "ewindow"
     tap: str = "tap0"
     identity: IdentitySettings = IdentitySettings()
-    vpn_backend: str = "none"
+    vpn: dict[str, Any] = field(default_factory=dict)  # firstboot.vpn.parse_vpn reads it
 
 
 @dataclass(frozen=True)
@@ -123,13 +123,15 @@ def load_image_settings(path: Path) -> ImageSettings:
     if not path.exists():
         return ImageSettings()
     reader = _Reader(_load_json(path), str(path))
-    vpn = reader.sub("vpn")
+    vpn = reader.data.get("vpn", {})
+    if not isinstance(vpn, dict):
+        raise SettingsError(f"{path}: vpn: expected an object")
     return ImageSettings(
         boot_dir=reader.text("boot_dir", "/boot/firmware"),
         admin_user=reader.text("admin_user", "ewindow"),
         tap=reader.text("tap", "tap0"),
         identity=_identity(reader.sub("identity")) or IdentitySettings(),
-        vpn_backend=vpn.text("backend", "none") if vpn else "none",
+        vpn=vpn,
     )
 
 

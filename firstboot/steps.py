@@ -14,7 +14,7 @@ import subprocess
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import files
@@ -40,6 +40,9 @@ from .settings import (
     load_deployment,
     parse_deployment,
 )
+from .vpn import VpnNode, VpnSettingsError, parse_vpn
+from .vpn.apply import KeyLost
+from .vpn.apply import apply as apply_vpn
 
 log = logging.getLogger("ewindow-firstboot")
 # Without a MAC in the device tree, the identity comes from a NIC, whose driver may still be
@@ -59,6 +62,7 @@ class Context:
     settings: ImageSettings
     deployment: Deployment = Deployment()
     identity: Identity | None = None
+    vpn_public: dict[str, str] = field(default_factory=dict)
 
     @property
     def boot(self) -> str:
@@ -70,10 +74,14 @@ class Context:
         return self.deployment.hostname or self.identity.hostname
 
 
-def run(argv: list[str]) -> str:
+def run(argv: list[str], input_text: str | None = None) -> str:
     """The one place firstboot runs a program: logged, output captured, failure raised."""
     log.info("+ %s", " ".join(argv))
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, check=False, input=input_text,
+                                stdin=None if input_text is not None else subprocess.DEVNULL)
+    except FileNotFoundError:
+        raise StepError(f"{argv[0]}: not installed") from None
     if result.returncode != 0:
         raise StepError(f"{argv[0]} failed ({result.returncode}): {result.stderr.strip()[-300:]}")
     return result.stdout
@@ -211,11 +219,15 @@ def wifi(ctx: Context) -> None:
         ctx.root.write(WPA_CONF, files.wpa_supplicant_conf(ctx.deployment.wifi), mode=0o600)
 
 
-def vpn_keys(ctx: Context) -> None:
-    """Per-device VPN keys, made here and never in the image. Backend ``none`` has none."""
-    backend = ctx.deployment.vpn.get("backend") or ctx.settings.vpn_backend
-    if backend != "none":
-        raise StepError(f"VPN backend '{backend}' is not supported by this firstboot")
+def vpn(ctx: Context) -> None:
+    """Per-device VPN keys, made here and never in the image, and each backend's config."""
+    assert ctx.identity is not None
+    try:
+        settings = parse_vpn({**ctx.settings.vpn, **ctx.deployment.vpn})
+        node = VpnNode(ctx.identity, ctx.hostname, settings, ctx.settings.tap)
+        ctx.vpn_public = apply_vpn(ctx.root, node, run)
+    except (VpnSettingsError, KeyLost) as exc:
+        raise StepError(str(exc)) from None
 
 
 def host_key_fingerprints(ctx: Context) -> dict[str, str]:
@@ -230,7 +242,7 @@ def host_key_fingerprints(ctx: Context) -> dict[str, str]:
 def publish(ctx: Context) -> None:
     """Tell the admin who this window is: ewindow/identity.json on the boot partition."""
     assert ctx.identity is not None
-    text = files.public_identity(ctx.identity, ctx.hostname, host_key_fingerprints(ctx), {})
+    text = files.public_identity(ctx.identity, ctx.hostname, host_key_fingerprints(ctx), ctx.vpn_public)
     ctx.root.write(f"{ctx.boot}/{PUBLIC_IDENTITY_NAME}", text, plain=True)
 
 
@@ -247,7 +259,7 @@ STEPS: tuple[tuple[str, Callable[[Context], None]], ...] = (
     ("ssh-host-keys", ssh_host_keys),
     ("admin-keys", admin_keys),
     ("wifi", wifi),
-    ("vpn-keys", vpn_keys),
+    ("vpn", vpn),
     ("publish", publish),
     ("done", done),
 )

@@ -64,7 +64,7 @@ def pi_root(tmp_path: Path, *, dt_serial: str = "10000000a1b2c3d4", mac: str = "
     (etc / "ewindow/firstboot.json").write_text(json.dumps({
         "boot_dir": "/boot/firmware", "admin_user": "ewindow", "tap": "tap0",
         "identity": {"prefix": "fde1:c0fe::/64", "hostname_template": "ewindow-{mac6}"},
-        "vpn": {"backend": "none"}}))
+        "vpn": {"backends": []}}))
     keys = root / "home/ewindow/.ssh"
     keys.mkdir(parents=True)
     (keys / "authorized_keys").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIbuilt admin@build\n")

@@ -48,7 +48,8 @@ def test_site_file_then_overrides_win(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("vpn:\n  backend: peervpnn\n", "site.yaml: vpn.backend: 'peervpnn' is not one of none"),
+        ("vpn:\n  backends: [peervpnn]\n",
+         "site.yaml: vpn.backends[0]: 'peervpnn' is not one of tinc, yggdrasil, peervpn, cjdns"),
         ("image:\n  boot_sise_mib: 3\n",
          "site.yaml: image.boot_sise_mib: unknown key (did you mean 'boot_size_mib'?)"),
         ("image:\n  boot_size_mib: big\n", "site.yaml: image.boot_size_mib: expected an integer, got 'big'"),
@@ -109,11 +110,12 @@ def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_typo_is_one_line_exit_2_and_writes_nothing(tmp_path: Path) -> None:
-    site = write(tmp_path / "site.yaml", "vpn:\n  backend: peervpnn\n")
+    site = write(tmp_path / "site.yaml", "vpn:\n  backends: [tinc, peervpnn]\n")
     out = tmp_path / "out"
     result = run_cli("build", "-c", str(site), "--out", str(out), cwd=tmp_path)
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"error: {site}: vpn.backend: 'peervpnn' is not one of none"]
+    assert result.stderr.splitlines() == [
+        f"error: {site}: vpn.backends[1]: 'peervpnn' is not one of tinc, yggdrasil, peervpn, cjdns"]
     assert "Traceback" not in result.stderr
     assert not out.exists()
 

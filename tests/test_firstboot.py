@@ -25,7 +25,7 @@ DEPLOYMENT = {
     "format": 1,
     "admin": {"authorized_keys": [EXTRA_KEY]},
     "wifi": {"country": "DE", "networks": [{"ssid": SSID, "psk": WIFI_PASSPHRASE}]},
-    "vpn": {"backend": "none", "psk": VPN_PSK},
+    "vpn": {"backends": [], "psk": VPN_PSK},
 }
 
 

@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: MIT
+"""Is the mesh VPN up? Each backend's own peer count, plus an active check.
+
+The backend's count says whether the daemon has sessions; only an answer from another
+window proves the path works (shared/reference/network.md §7: "primary VPN green signal").
+The active check pings known addresses (hubs, other windows' ULAs or Yggdrasil addresses)
+and, on the layer-2 backends, ``ff02::1`` on tap0, whose link-local responders map back to
+each window's MAC (modified EUI-64). Standard library only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+RESPONDER_RE = re.compile(r"from (fe80::[0-9a-f:]+)%?\S*:")
+
+
+@dataclass(frozen=True)
+class VpnStatus:
+    backend: str
+    peers: int | None  # the backend's own count; None when it cannot say
+    reachable: tuple[str, ...]  # targets that answered
+
+    @property
+    def up(self) -> bool:
+        return bool(self.reachable) or bool(self.peers)
+
+
+def tinc_peers(state_dir: Path) -> int:
+    """Nodes tinc reached: one file each, kept by the host-up/host-down hooks."""
+    try:
+        return sum(1 for entry in state_dir.iterdir() if entry.is_file())
+    except FileNotFoundError:
+        return 0
+
+
+def yggdrasilctl_argv(endpoint: str | None) -> list[str]:
+    argv = ["yggdrasilctl", "-json"]
+    if endpoint:
+        argv.append(f"-endpoint={endpoint}")
+    return argv + ["getPeers"]
+
+
+def parse_yggdrasil_peers(text: str) -> int:
+    """0.4.7: ``{"peers": {addr: {…}}}``, every entry connected; 0.5: a list with ``up``."""
+    peers = json.loads(text).get("peers", {})
+    if isinstance(peers, dict):
+        return len(peers)
+    return sum(1 for peer in peers if isinstance(peer, dict) and peer.get("up", True))
+
+
+def yggdrasil_peers(endpoint: str | None = None, timeout: float = 3.0) -> int | None:
+    try:
+        result = subprocess.run(yggdrasilctl_argv(endpoint), capture_output=True, text=True,
+                                timeout=timeout, check=False)
+        return parse_yggdrasil_peers(result.stdout) if result.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+
+
+def ping_argv(target: str, interface: str | None, wait: float) -> list[str]:
+    where = f"{target}%{interface}" if interface and target.startswith("fe80") else target
+    return ["ping", "-6", "-n", "-c", "1", "-W", str(max(1, round(wait))), where]
+
+
+def reachable(targets: Sequence[str], *, interface: str | None = None, wait: float = 1.0) -> tuple[str, ...]:
+    """The targets that answer one ping within ``wait`` seconds, pinged in parallel."""
+    running = [(t, subprocess.Popen(ping_argv(t, interface, wait), stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)) for t in targets]
+    return tuple(t for t, process in running if process.wait() == 0)
+
+
+def parse_responders(text: str) -> set[str]:
+    return {m.group(1) for m in RESPONDER_RE.finditer(text)}
+
+
+def link_local_responders(interface: str = "tap0", seconds: int = 3) -> set[str]:
+    """Link-local addresses answering ``ping ff02::1%tap0`` (the original's discovery)."""
+    result = subprocess.run(["ping", "-6", "-n", "-c", "2", "-w", str(seconds), f"ff02::1%{interface}"],
+                            capture_output=True, text=True, check=False)
+    own = _own_link_local(interface)
+    return parse_responders(result.stdout) - own
+
+
+def _own_link_local(interface: str) -> set[str]:
+    path = Path("/proc/net/if_inet6")
+    found = set()
+    for line in path.read_text().splitlines() if path.exists() else []:
+        fields = line.split()
+        if len(fields) >= 6 and fields[5] == interface and fields[0].startswith("fe80"):
+            found.add(str(ipaddress.IPv6Address(int(fields[0], 16))))
+    return found
+
+
+def probe(backend: str, targets: Sequence[str], *, state_dir: Path = Path("/run/ewindow/vpn"),
+          yggdrasil_endpoint: str | None = None, interface: str | None = None) -> VpnStatus:
+    if backend == "tinc":
+        peers: int | None = tinc_peers(state_dir / "tinc")
+    elif backend == "yggdrasil":
+        peers = yggdrasil_peers(yggdrasil_endpoint)
+    else:
+        peers = None
+    return VpnStatus(backend, peers, reachable(targets, interface=interface))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python3 -m hardware.vpnprobe BACKEND [TARGET …]``: the status as JSON."""
+    parser = argparse.ArgumentParser(prog="vpnprobe", description=main.__doc__)
+    parser.add_argument("backend", choices=["tinc", "yggdrasil", "peervpn", "cjdns"])
+    parser.add_argument("targets", nargs="*", help="addresses that should answer")
+    parser.add_argument("--state-dir", type=Path, default=Path("/run/ewindow/vpn"))
+    parser.add_argument("--yggdrasil-endpoint", default=None)
+    parser.add_argument("--responders", metavar="IFACE", help="also list ff02::1 responders on IFACE")
+    args = parser.parse_args(argv)
+    status = probe(args.backend, args.targets, state_dir=args.state_dir,
+                   yggdrasil_endpoint=args.yggdrasil_endpoint)
+    out = {**asdict(status), "up": status.up}
+    if args.responders:
+        out["responders"] = sorted(link_local_responders(args.responders))
+    json.dump(out, sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

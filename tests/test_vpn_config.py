@@ -1,0 +1,224 @@
+# SPDX-License-Identifier: MIT
+"""VPN configs as firstboot renders them, keys made once, and the status probe's parsers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firstboot.fsops import Root
+from firstboot.identity import derive
+from firstboot.steps import run
+from firstboot.vpn import (
+    CjdnsPeer,
+    TincHub,
+    VpnNode,
+    VpnSettings,
+    VpnSettingsError,
+    cjdns,
+    parse_vpn,
+    peervpn,
+    tinc,
+    yggdrasil,
+)
+from firstboot.vpn.apply import KeyLost, apply
+from hardware.vpnprobe import parse_responders, parse_yggdrasil_peers
+
+from .pitree import pi_root
+
+REPO = Path(__file__).resolve().parent.parent
+HUB_KEY = "-----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEAhub\n-----END RSA PUBLIC KEY-----"
+WINDOW = derive("", "b8:27:eb:27:35:ed")
+
+
+def node(**settings: object) -> VpnNode:
+    return VpnNode(WINDOW, WINDOW.hostname, VpnSettings(**settings))  # type: ignore[arg-type]
+
+
+def test_tinc_switch_mode_on_tap0_connects_to_the_hubs() -> None:
+    hub = TincHub("hub-1", ("203.0.113.7", "hub.example.org"), 655, HUB_KEY)
+    files = tinc.files(
+        node(backends=("tinc",), tinc_hubs=(hub,)),
+        "-----BEGIN RSA PUBLIC KEY-----\nown\n-----END RSA PUBLIC KEY-----",
+    )
+    conf = files["tinc.conf"][0]
+    for line in (
+        "Name = ewindow_2735ed",
+        "Mode = switch",
+        "DeviceType = tap",
+        "Interface = tap0",
+        "ConnectTo = hub_1",
+    ):
+        assert line + "\n" in conf
+    assert files["hosts/hub_1"][0].splitlines()[1:4] == [
+        "Address = 203.0.113.7",
+        "Address = hub.example.org",
+        "Port = 655",
+    ]
+    assert "own" in files["hosts/ewindow_2735ed"][0]
+    assert files["host-up"] == (
+        '#!/bin/sh\nmkdir -p "/run/ewindow/vpn/tinc" && : > "/run/ewindow/vpn/tinc/$NODE"\n',
+        0o755,
+    )
+    hub_conf = tinc.files(node(backends=("tinc",), role="hub", tinc_hubs=(hub,)), "k")["tinc.conf"][0]
+    assert "ConnectTo" not in hub_conf
+
+
+def test_peervpn_config_and_its_psk_rules() -> None:
+    conf = peervpn.conf(
+        node(
+            backends=("peervpn",),
+            psk="a-good-psk-0123",
+            peervpn_initpeers=("203.0.113.7 7777", "gw.example.org 7777"),
+        )
+    )
+    assert conf.splitlines()[1:] == [
+        "networkname ewindow",
+        "psk a-good-psk-0123",
+        "enabletunneling yes",
+        "interface tap0",
+        "port 7777",
+        "enableipv4 yes",
+        "enableipv6 yes",
+        "initpeers 203.0.113.7 7777 gw.example.org 7777",
+    ]
+    assert "enablerelay yes" in peervpn.conf(node(backends=("peervpn",), psk="x" * 20, role="hub"))
+    for bad in ("", "has#hash", "has;semicolon", "has space"):
+        with pytest.raises(VpnSettingsError, match="vpn.psk"):
+            peervpn.conf(node(backends=("peervpn",), psk=bad))
+    assert peervpn.peers_from_log("[123] 2 peers connected.") == 2
+    assert peervpn.peers_from_log("   IPv4/UDP: ok.") is None
+
+
+def test_yggdrasil_keeps_keys_and_sets_the_site_keys() -> None:
+    base = {
+        "PrivateKey": "secret",
+        "PublicKey": "pub",
+        "Peers": ["tcp://public.example:1"],
+        "MulticastInterfaces": [{"Regex": ".*", "Beacon": True, "Listen": True, "Port": 0, "Password": ""}],
+        "IfName": "auto",
+        "AdminListen": "unix:///var/run/yggdrasil/yggdrasil.sock",
+    }
+    conf = yggdrasil.configure(
+        base,
+        node(
+            backends=("yggdrasil",),
+            yggdrasil_peers=("tls://hub:443",),
+            yggdrasil_multicast=("^eth0$",),
+            yggdrasil_allowed_public_keys=("k1",),
+        ),
+    )
+    assert conf["PrivateKey"] == "secret" and conf["Peers"] == ["tls://hub:443"]
+    assert conf["MulticastInterfaces"] == [
+        {"Regex": "^eth0$", "Beacon": True, "Listen": True, "Port": 0, "Password": ""}
+    ]
+    assert conf["AllowedPublicKeys"] == ["k1"] and conf["IfName"] == "ygg0"
+    assert conf["NodeInfo"] == {"name": "ewindow-2735ed"} and conf["AdminListen"] == base["AdminListen"]
+
+
+def test_cjdns_closed_network_and_gateway_model() -> None:
+    generated = {
+        "publicKey": "pk.k",
+        "ipv6": "fc00::1",
+        "router": {"dnsSeeds": ["seed.pns.cjdns.fr"]},
+        "interfaces": {
+            "UDPInterface": [{"bind": "0.0.0.0:1234"}, {"bind": "[::]:1234"}],
+            "_disabled_ETHInterface": [{"bind": "all"}],
+        },
+    }
+    peers = (
+        CjdnsPeer("203.0.113.7:1234", "hub.k", "pw1", "hub"),
+        CjdnsPeer("[2001:db8::7]:1234", "hub.k", "pw2"),
+    )
+    conf = cjdns.configure(
+        generated,
+        node(
+            backends=("cjdns",),
+            cjdns_peers=peers,
+            cjdns_beacon_interfaces=("eth0",),
+            cjdns_gateway_key="gw.k",
+        ),
+    )
+    assert "dnsSeeds" not in conf["router"]
+    assert conf["interfaces"]["UDPInterface"][0]["connectTo"] == {
+        "203.0.113.7:1234": {"password": "pw1", "publicKey": "hub.k", "peerName": "hub"}
+    }
+    assert list(conf["interfaces"]["UDPInterface"][1]["connectTo"]) == ["[2001:db8::7]:1234"]
+    assert conf["interfaces"]["ETHInterface"] == [{"bind": "eth0", "beacon": 2, "connectTo": {}}]
+    assert conf["ipTunnel"] == {"allowedConnections": [], "outgoingConnections": ["gw.k"]}
+    gateway = cjdns.configure(
+        generated,
+        node(
+            backends=("cjdns",),
+            role="hub",
+            cjdns_gateway_clients=({"public_key": "client.k", "ip4_address": "10.66.0.2", "ip4_prefix": 0},),
+        ),
+    )
+    assert gateway["ipTunnel"]["allowedConnections"] == [
+        {"publicKey": "client.k", "ip4Address": "10.66.0.2", "ip4Prefix": 0}
+    ]
+    assert generated["router"] == {"dnsSeeds": ["seed.pns.cjdns.fr"]}  # the input is not changed
+
+
+def test_settings_from_json_name_the_field() -> None:
+    with pytest.raises(VpnSettingsError, match=r"vpn.backends: 'wireguard' is not one of"):
+        parse_vpn({"backends": ["wireguard"]})
+    with pytest.raises(VpnSettingsError, match=r"vpn.tinc.hubs\[0\].port: expected a port number"):
+        parse_vpn({"tinc": {"hubs": [{"name": "h", "port": "x"}]}})
+
+
+def test_keys_are_made_once_and_a_lost_key_stops_firstboot(tmp_path: Path) -> None:
+    root = Root(pi_root(tmp_path))
+    settings = VpnSettings(backends=("tinc", "yggdrasil"), yggdrasil_peers=("tcp://10.0.0.1:1",))
+    first = apply(root, VpnNode(WINDOW, WINDOW.hostname, settings), run)
+    assert first["tinc_public_key"].startswith("-----BEGIN RSA PUBLIC KEY-----")
+    assert first["yggdrasil_address"].startswith("2")
+    private = root / "etc/tinc/ewindow/rsa_key.priv"
+    assert private.stat().st_mode & 0o777 == 0o600
+    assert (root / "etc/yggdrasil/yggdrasil.conf").stat().st_mode & 0o777 == 0o640
+    again = apply(root, VpnNode(WINDOW, WINDOW.hostname, settings), run)
+    assert again == first  # same keys, same addresses
+    private.unlink()
+    with pytest.raises(
+        KeyLost, match="tinc: /etc/tinc/ewindow/rsa_key.priv is gone but this window made its key"
+    ):
+        apply(root, VpnNode(WINDOW, WINDOW.hostname, settings), run)
+
+
+def test_firstboot_publishes_the_vpn_keys_and_fails_loudly_without_them(tmp_path: Path) -> None:
+    root = pi_root(tmp_path)
+    settings_file = root / "etc/ewindow/firstboot.json"
+    data = json.loads(settings_file.read_text())
+    data["vpn"] = {
+        "backends": ["tinc"],
+        "tinc": {"hubs": [{"name": "hub", "addresses": ["203.0.113.7"], "public_key": HUB_KEY}]},
+    }
+    settings_file.write_text(json.dumps(data))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "firstboot", "--root", str(root)]
+    assert subprocess.run(command, env=env, capture_output=True, check=False).returncode == 0
+    public = json.loads((root / "boot/firmware/ewindow/identity.json").read_text())
+    assert public["vpn"]["tinc_name"] == "ewindow_010203"
+    assert "ConnectTo = hub" in (root / "etc/tinc/ewindow/tinc.conf").read_text()
+    (root / "etc/tinc/ewindow/rsa_key.priv").unlink()
+    (root / "boot/firmware/ewindow/deployment.json").write_text("{}")  # a re-personalised card
+    result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 1 and "rsa_key.priv is gone" in result.stderr
+    assert json.loads((root / "run/ewindow/firstboot.json").read_text())["step"] == "vpn"
+
+
+def test_probe_parsers_for_both_yggdrasil_versions_and_ping() -> None:
+    assert (
+        parse_yggdrasil_peers(json.dumps({"peers": {"200:1::": {"uptime": 3}, "200:2::": {}}})) == 2
+    )  # 0.4.7
+    assert parse_yggdrasil_peers(json.dumps({"peers": [{"up": True}, {"up": False}]})) == 1  # 0.5
+    text = (
+        "64 bytes from fe80::b827:ebff:fe00:1%tap0: icmp_seq=1 ttl=64 time=0.3 ms\n"
+        "64 bytes from fe80::b827:ebff:fe00:b%tap0: icmp_seq=1 ttl=64 time=0.6 ms (DUP!)\n"
+    )
+    assert parse_responders(text) == {"fe80::b827:ebff:fe00:1", "fe80::b827:ebff:fe00:b"}

@@ -91,6 +91,8 @@ def make_parser() -> argparse.ArgumentParser:
     hosts.add_argument("inputs", type=Path, nargs="+",
                        help="identity.json files from the cards, or inventory YAML files of MACs/serials")
     hosts.add_argument("--format", choices=["hosts", "zone"], default="hosts")
+    hosts.add_argument("--tinc-hosts", type=Path, metavar="DIR",
+                       help="also write each window's tinc hosts/ file into DIR (for the hubs)")
 
     boot = sub.add_parser("boot-test", help="boot the image under qemu and check it came up")
     _common(boot)
@@ -267,10 +269,15 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 
 def cmd_hosts(args: argparse.Namespace) -> int:
-    from .registry import collect, hosts_lines, zone_lines
+    from .registry import collect, hosts_lines, tinc_host_files, zone_lines
 
     cfg = load(args)
     hosts = collect(list(args.inputs), cfg.identity)
+    if args.tinc_hosts:
+        args.tinc_hosts.mkdir(parents=True, exist_ok=True)
+        for name, text in tinc_host_files(hosts, cfg.vpn.tinc.port).items():
+            (args.tinc_hosts / name).write_text(text)
+            log.info("wrote %s", args.tinc_hosts / name)
     lines = (hosts_lines if args.format == "hosts" else zone_lines)(hosts, cfg.identity.domain)
     print("\n".join(lines))
     return 0

@@ -26,12 +26,14 @@ class Host:
     ula: str
     base_mac: str
     source: str  # the file (and entry) it came from
+    vpn: tuple[tuple[str, str], ...] = ()  # what the window published about its VPN keys
 
 
 def from_identity_file(path: Path) -> Host:
     try:
         data = json.loads(path.read_text())
-        return Host(str(data["hostname"]), str(data["ula"]), str(data["base_mac"]), str(path))
+        vpn = tuple(sorted((str(k), str(v)) for k, v in (data.get("vpn") or {}).items()))
+        return Host(str(data["hostname"]), str(data["ula"]), str(data["base_mac"]), str(path), vpn)
     except OSError as exc:
         raise ConfigError(str(path), "", exc.strerror or str(exc)) from None
     except (ValueError, KeyError, TypeError) as exc:
@@ -92,3 +94,15 @@ def hosts_lines(hosts: list[Host], domain: str) -> list[str]:
 
 def zone_lines(hosts: list[Host], domain: str) -> list[str]:
     return [f"{h.hostname}.{domain}.\tIN\tAAAA\t{h.ula}" for h in hosts]
+
+
+def tinc_host_files(hosts: list[Host], port: int) -> dict[str, str]:
+    """hosts/<name> files for the tinc hubs: every window that published a tinc key."""
+    from firstboot.vpn.tinc import host_file
+
+    files = {}
+    for host in hosts:
+        vpn = dict(host.vpn)
+        if vpn.get("tinc_name") and vpn.get("tinc_public_key"):
+            files[vpn["tinc_name"]] = host_file((), port, vpn["tinc_public_key"])
+    return files

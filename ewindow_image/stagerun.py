@@ -88,7 +88,8 @@ def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, str]:
             inputs.update({f"package {name}": version for name, version in resolution.versions})
         elif from_mirror:
             inputs.update({f"package {name}": "requested" for name in from_mirror})
-        inputs.update({f"package {name}": f"{deb.name} {localdebs.digest(deb)[:16]}" for name, deb in local.items()})
+        for name, deb in local.items():
+            inputs[f"package {name}"] = f"{deb.name} {localdebs.digest(deb)[:16]}"
     inputs["builder code"] = builder_digest()
     inputs["QEMU_CPU"] = ctx.cfg.build.qemu_cpu
     return inputs

@@ -68,8 +68,10 @@ def test_site_values_are_checked_with_file_and_field(tmp_path: Path) -> None:
 
 def test_hosts_from_identity_files_and_an_inventory(tmp_path: Path) -> None:
     card = tmp_path / "card-1.json"
+    key = "-----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEAwindow\n-----END RSA PUBLIC KEY-----"
     card.write_text(json.dumps({"hostname": "ewindow-2735ed", "ula": "fde1:c0fe::b827:eb27:35ed",
-                                "base_mac": "b8:27:eb:27:35:ed", "tap_mac": "ba:27:eb:27:35:ed"}))
+                                "base_mac": "b8:27:eb:27:35:ed", "tap_mac": "ba:27:eb:27:35:ed",
+                                "vpn": {"tinc_name": "ewindow_2735ed", "tinc_public_key": key}}))
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("- {serial: '00000000b83c3c1b'}\n- {mac: 'dc:a6:32:01:02:03', hostname: lab}\n"
                          "- {mac: 'b8:27:eb:27:35:ed'}\n")  # the same window as card-1
@@ -80,6 +82,10 @@ def test_hosts_from_identity_files_and_an_inventory(tmp_path: Path) -> None:
         "fde1:c0fe::b827:eb3c:3c1b\tewindow-3c3c1b.ewindow.org ewindow-3c3c1b",
         "fde1:c0fe::dca6:3201:203\tlab.ewindow.org lab",
     ]
+    tinc_dir = tmp_path / "hub-hosts"
+    assert cli("hosts", str(card), "--tinc-hosts", str(tinc_dir)).returncode == 0
+    assert [p.name for p in tinc_dir.iterdir()] == ["ewindow_2735ed"]
+    assert (tinc_dir / "ewindow_2735ed").read_text().endswith("Port = 655\n\n" + key + "\n")
     zone = cli("hosts", "--format", "zone", str(inventory), "--set", "identity.domain=windows.example")
     assert "lab.windows.example.\tIN\tAAAA\tfde1:c0fe::dca6:3201:203" in zone.stdout.splitlines()
 

@@ -1,0 +1,123 @@
+# SPDX-License-Identifier: MIT
+"""An image with the mesh VPN baked in: tinc and Yggdrasil from Debian, PeerVPN from a folder
+of local .deb files, booted under qemu.
+
+No PeerVPN .deb can be built here (its source is on GitHub), so the local-package path is
+proven with a stand-in ``peervpn`` package made by ``dpkg-deb``: the build takes it from
+``apt.local_debs`` instead of the mirror, records it in the manifest, and firstboot writes
+PeerVPN's config. The boot checks tinc and Yggdrasil running, never the stand-in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ewindow_image.boottest import BootSpec, boot
+
+from .conftest import REPO, Built, requires_root, seeded_cache, share_snapshots
+from .test_built_image import free_port
+
+pytestmark = [pytest.mark.slow, requires_root]
+STAND_IN_VERSION = "0.044-0ewindow.test1"
+
+
+def stand_in_peervpn(folder: Path) -> Path:
+    """A package named peervpn whose binary only waits: a stand-in for the packaging path."""
+    tree = folder / "peervpn-tree"
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "usr/sbin").mkdir(parents=True)
+    (tree / "DEBIAN/control").write_text(
+        f"Package: peervpn\nVersion: {STAND_IN_VERSION}\nArchitecture: arm64\n"
+        "Maintainer: tests <t@example.org>\n"
+        "Description: stand-in for a site-built PeerVPN package (ewindow-image tests)\n")
+    binary = tree / "usr/sbin/peervpn"
+    binary.write_text("#!/bin/sh\necho 'stand-in peervpn, config' \"$1\"\nexec sleep infinity\n")
+    binary.chmod(0o755)
+    deb = folder / f"peervpn_{STAND_IN_VERSION}_arm64.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)], check=True,
+                   capture_output=True)
+    return deb
+
+
+def card_file(disk: Path, name: str) -> str:
+    table = json.loads(subprocess.run(["sfdisk", "--json", str(disk)], capture_output=True, text=True,
+                                      check=True).stdout)["partitiontable"]
+    offset = table["partitions"][0]["start"] * 512
+    return subprocess.run(["mtype", "-i", f"{disk}@@{offset}", f"::/ewindow/{name}"], capture_output=True,
+                          text=True, check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"}).stdout
+
+
+def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp_path: Path) -> None:
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    stand_in_peervpn(debs)
+    hub_conf = tmp_path / "hub"
+    (hub_conf / "hosts").mkdir(parents=True)
+    (hub_conf / "tinc.conf").write_text("Name = hub\n")
+    subprocess.run(["tincd", "-c", str(hub_conf), "-K2048"], stdin=subprocess.DEVNULL, check=True,
+                   capture_output=True)
+    hub_key = (hub_conf / "hosts/hub").read_text().strip()
+    secrets = tmp_path / "net/secrets.yaml"
+    secrets.parent.mkdir()
+    secrets.write_text("vpn:\n  psk: 'vpn-image-test-psk-0123456789'\n")
+    secrets.chmod(0o600)
+    site = tmp_path / "site.yaml"
+    site.write_text(json.dumps({
+        "admin": {"authorized_keys": [built.public_key]},
+        "image": {"compression": ["zstd"], "zstd_level": 1},
+        "apt": {"local_debs": str(debs)},
+        "secrets_file": str(secrets),
+        "vpn": {"backends": ["tinc", "yggdrasil", "peervpn"],
+                "tinc": {"hubs": [{"name": "hub", "addresses": ["192.0.2.1"], "public_key": hub_key}]},
+                "yggdrasil": {"peers": ["tcp://192.0.2.1:12345"]},
+                "peervpn": {"initpeers": ["192.0.2.1 7777"]}},
+    }))
+    out = tmp_path / "out"
+    cache = seeded_cache(tmp_path)
+    common = ["-c", str(site), "--cache-dir", str(cache), "--out", str(out)]
+    result = subprocess.run([sys.executable, str(REPO / "build.py"), "build", *common], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    share_snapshots(cache)
+    assert "==> stage 30-access: cached" in result.stderr  # the VPN comes after the base stages
+    image = out / "ewindow-trixie-arm64.img"
+    manifest = (out / "ewindow-trixie-arm64.manifest").read_text()
+    assert f"\npeervpn\t{STAND_IN_VERSION}\t" in manifest  # from apt.local_debs, not a mirror
+    assert "\ntinc\t" in manifest and "\nyggdrasil\t" in manifest
+    assert "vpn-image-test-psk" not in image.read_bytes().decode("latin-1")  # the gate passed, and truly
+
+    personalise = subprocess.run([sys.executable, str(REPO / "build.py"), "personalise", str(image),
+                                  "-c", str(site)], capture_output=True, text=True, check=False)
+    assert personalise.returncode == 0, personalise.stderr
+    port = free_port()
+    spec = BootSpec(machine="virt", timeout=300, mac="b8:27:eb:27:35:ed", ssh_port=port)
+    ssh = ["ssh", "-p", str(port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+           "-o", "ConnectTimeout=20", "-o", "BatchMode=yes", "-i", str(built.private_key),
+           "-o", "IdentitiesOnly=yes", "ewindow@127.0.0.1"]
+    seen: dict[str, str] = {}
+
+    def inspect() -> None:
+        # Yggdrasil configures ygg0 a moment after its unit started
+        command = ("for i in $(seq 30); do ip -6 -brief address show dev ygg0 | grep -q ' 2' && break; "
+                   "sleep 1; done; ip -6 -brief address show dev ygg0; "
+                   "sudo stat -c %a /etc/peervpn/ewindow.conf")
+        seen["out"] = subprocess.run([*ssh, command], capture_output=True, text=True, timeout=120,
+                                     check=False).stdout
+
+    report = boot(image, spec, while_up=inspect, in_place=True).report
+    units = dict(item.split(":", 1) for item in report["vpn"].split(","))
+    assert units["tinc@ewindow.service"] == "running"
+    assert units["yggdrasil.service"] == "running"
+    # tincd holds tap0, so the kernel made its link-local: the EUI-64 of the derived MAC
+    assert "fe80::b827:ebff:fe27:35ed/64" in report["tap0_addrs"]
+    published = json.loads(card_file(image, "identity.json"))["vpn"]
+    assert published["tinc_name"] == "ewindow_2735ed"
+    assert published["tinc_public_key"].startswith("-----BEGIN RSA PUBLIC KEY-----")
+    assert f"{published['yggdrasil_address']}/7" in seen["out"]  # ygg0 carries the published address
+    assert seen["out"].splitlines()[-1] == "600"  # PeerVPN's config with the PSK: root only

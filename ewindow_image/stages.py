@@ -114,14 +114,24 @@ def _parse_mode(value: Any, source: str, key: str) -> int | None:
     return mode
 
 
-def _parse_files(data: Mapping[str, Any], source: str) -> tuple[FileSpec, ...]:
-    entries = data.get("files") or []
+def _mapping_entries(data: Mapping[str, Any], name: str, source: str,
+                     shape: str) -> list[tuple[str, dict[str, Any]]]:
+    """The list under ``name`` as (``name[i]``, mapping) pairs; anything else is an error."""
+    entries = data.get(name) or []
     if not isinstance(entries, list):
-        raise ConfigError(source, "files", "expected a list of {path, mode, owner, group}")
-    specs = []
+        raise ConfigError(source, name, f"expected a list of {shape}")
+    found = []
     for index, entry in enumerate(entries):
-        key = f"files[{index}]"
-        if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+        if not isinstance(entry, dict):
+            raise ConfigError(source, f"{name}[{index}]", f"expected a mapping {shape}")
+        found.append((f"{name}[{index}]", entry))
+    return found
+
+
+def _parse_files(data: Mapping[str, Any], source: str) -> tuple[FileSpec, ...]:
+    specs = []
+    for key, entry in _mapping_entries(data, "files", source, "{path, mode, owner, group}"):
+        if not isinstance(entry.get("path"), str):
             raise ConfigError(source, key, "expected a mapping with a 'path'")
         unknown = set(entry) - {"path", "mode", "owner", "group", "source"}
         if unknown:
@@ -141,13 +151,9 @@ def _parse_files(data: Mapping[str, Any], source: str) -> tuple[FileSpec, ...]:
 
 
 def _parse_copies(data: Mapping[str, Any], source: str) -> tuple[CopySpec, ...]:
-    entries = data.get("copy") or []
-    if not isinstance(entries, list):
-        raise ConfigError(source, "copy", "expected a list of {source, target}")
     copies = []
-    for index, entry in enumerate(entries):
-        key = f"copy[{index}]"
-        if not isinstance(entry, dict) or set(entry) != {"source", "target"}:
+    for key, entry in _mapping_entries(data, "copy", source, "{source, target}"):
+        if set(entry) != {"source", "target"}:
             raise ConfigError(source, key, "expected a mapping with 'source' and 'target'")
         src, target = str(entry["source"]), str(entry["target"])
         if src.startswith("/") or ".." in Path(src).parts:

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-RESPONDER_RE = re.compile(r"from (fe80::[0-9a-f:]+)%?\S*:")
+RESPONDER_RE = re.compile(r"from ([0-9a-f:]*[0-9a-f])(?:%[^:\s]+)?: ")
 
 
 @dataclass(frozen=True)
@@ -82,20 +82,23 @@ def parse_responders(text: str) -> set[str]:
     return {m.group(1) for m in RESPONDER_RE.finditer(text)}
 
 
-def link_local_responders(interface: str = "tap0", seconds: int = 3) -> set[str]:
-    """Link-local addresses answering ``ping ff02::1%tap0`` (the original's discovery)."""
+def responders(interface: str = "tap0", seconds: int = 3) -> set[str]:
+    """Who answers ``ping ff02::1%tap0`` (the original's discovery), without this window.
+
+    Answers come from the link-local address, or from the ULA while this window's own
+    link-local is still tentative (just after the VPN attached): the kernel then sends the
+    request from the ULA. Both map back to the window's MAC."""
     result = subprocess.run(["ping", "-6", "-n", "-c", "2", "-w", str(seconds), f"ff02::1%{interface}"],
                             capture_output=True, text=True, check=False)
-    own = _own_link_local(interface)
-    return parse_responders(result.stdout) - own
+    return parse_responders(result.stdout) - own_addresses(interface)
 
 
-def _own_link_local(interface: str) -> set[str]:
+def own_addresses(interface: str) -> set[str]:
     path = Path("/proc/net/if_inet6")
     found = set()
     for line in path.read_text().splitlines() if path.exists() else []:
         fields = line.split()
-        if len(fields) >= 6 and fields[5] == interface and fields[0].startswith("fe80"):
+        if len(fields) >= 6 and fields[5] == interface:
             found.add(str(ipaddress.IPv6Address(int(fields[0], 16))))
     return found
 
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                    yggdrasil_endpoint=args.yggdrasil_endpoint)
     out = {**asdict(status), "up": status.up}
     if args.responders:
-        out["responders"] = sorted(link_local_responders(args.responders))
+        out["responders"] = sorted(responders(args.responders))
     json.dump(out, sys.stdout)
     print()
     return 0

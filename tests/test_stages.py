@@ -60,6 +60,10 @@ def stage_dir(tmp_path: Path, text: str) -> Path:
         ("description: x\nfiles:\n  - path: etc/x\n", "files[0].path: 'etc/x' must be absolute"),
         ("description: x\nfiles:\n  - path: /x\n    mode: rw\n", "files[0].mode: 'rw' is not an octal mode"),
         ("description: {{ nope }}\n", "line 1: 'nope' is undefined"),
+        ("description: x\ncopy:\n  - source: /abs\n    target: /x\n",
+         "copy[0].source: '/abs' must be relative"),
+        ("description: x\ncopy:\n  - firstboot\n", "copy[0]: expected a mapping {source, target}"),
+        ("description: x\nfiles: [/etc/x]\n", "files[0]: expected a mapping {path, mode, owner, group}"),
     ],
 )
 def test_bad_stage_yaml_names_file_and_field(tmp_path: Path, text: str, field: str) -> None:

@@ -62,8 +62,12 @@ class Node:
 
     def start(self, argv: list[str]) -> None:
         log = (self.root / "daemon.log").open("ab")
-        self.process = subprocess.Popen(["ip", "netns", "exec", self.netns, *argv], stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", self.netns, *argv],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -75,12 +79,23 @@ class Node:
                 self.process.wait()
 
     def probe(self, backend: str, *targets: str, endpoint: str | None = None) -> Probe:
-        argv = [sys.executable, "-m", "hardware.vpnprobe", backend, *targets,
-                "--state-dir", str(self.root / "run")]
+        argv = [
+            sys.executable,
+            "-m",
+            "hardware.vpnprobe",
+            backend,
+            *targets,
+            "--state-dir",
+            str(self.root / "run"),
+        ]
         if endpoint:
             argv.append(f"--yggdrasil-endpoint={endpoint}")
-        result = subprocess.run(["ip", "netns", "exec", self.netns, "env", f"PYTHONPATH={REPO}", *argv],
-                                capture_output=True, text=True, check=True)
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.netns, "env", f"PYTHONPATH={REPO}", *argv],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         data = json.loads(result.stdout)
         return Probe(data["peers"], set(data["reachable"]), data["up"])
 
@@ -100,8 +115,21 @@ def lan(tmp_path: Path) -> Iterator[dict[str, Node]]:
             sh("ip", "netns", "add", netns)
             nodes[name] = Node(name, netns, tmp_path / name, derive("", mac))
             (tmp_path / name / "run").mkdir(parents=True)
-            sh("ip", "link", "add", f"{tag}v{index}", "netns", switch, "type", "veth",
-               "peer", "name", "eth0", "netns", netns)
+            sh(
+                "ip",
+                "link",
+                "add",
+                f"{tag}v{index}",
+                "netns",
+                switch,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                netns,
+            )
             sh("ip", "-n", switch, "link", "set", f"{tag}v{index}", "master", "br0", "up")
             sh("ip", "-n", netns, "addr", "add", f"{UNDERLAY[name]}/24", "dev", "eth0")
             sh("ip", "-n", netns, "link", "set", "eth0", "up")
@@ -154,8 +182,10 @@ def start_tinc(lan: dict[str, Node]) -> None:
     for name in ("a", "b"):
         public = configure(lan[name], VpnSettings(backends=("tinc",), tinc_hubs=(hub_entry,)))
         # what `build.py hosts --tinc-hosts` gives the hub: each window's hosts/ file
-        shutil.copy(lan[name].root / f"etc/tinc/ewindow/hosts/{public['tinc_name']}",
-                    hub.root / f"etc/tinc/ewindow/hosts/{public['tinc_name']}")
+        shutil.copy(
+            lan[name].root / f"etc/tinc/ewindow/hosts/{public['tinc_name']}",
+            hub.root / f"etc/tinc/ewindow/hosts/{public['tinc_name']}",
+        )
     for node in lan.values():
         confbase = node.root / "etc/tinc/ewindow"
         node.start(["tincd", "-c", str(confbase), "-D", "-d3", f"--pidfile={node.root / 'tinc.pid'}"])
@@ -180,13 +210,18 @@ def check_layer2_mesh(lan: dict[str, Node], backend: str) -> None:
     a, b, hub = lan["a"], lan["b"], lan["hub"]
     assert pings(b, a.identity.ula) and pings(a, hub.identity.ula)
     assert a.probe(backend, b.identity.ula, hub.identity.ula).reachable == {b.identity.ula, hub.identity.ula}
-    by_link_local = {n.identity.link_local: n.identity.base_mac for n in lan.values()}
-    found = link_local_responders(a)
-    assert {by_link_local.get(address, address) for address in found} == {MACS["hub"], MACS["b"]}
+    macs = {
+        address: n.identity.base_mac
+        for n in lan.values()
+        for address in (n.identity.link_local, n.identity.ula)
+    }
+    found = tap_responders(a)
+    assert {macs.get(address, address) for address in found} == {MACS["hub"], MACS["b"]}
 
 
-def check_stop_is_seen(lan: dict[str, Node], backend: str, target: str = "",
-                       endpoint: str | None = None) -> None:
+def check_stop_is_seen(
+    lan: dict[str, Node], backend: str, target: str = "", endpoint: str | None = None
+) -> None:
     a, b = lan["a"], lan["b"]
     target = target or b.identity.ula
     assert a.probe(backend, target, endpoint=endpoint).up
@@ -199,21 +234,42 @@ def check_stop_is_seen(lan: dict[str, Node], backend: str, target: str = "",
     print(f"{backend}: b's stop seen by a's probe after {seconds:.1f} s")
 
 
-def link_local_responders(node: Node) -> set[str]:
-    result = node.exec(sys.executable, "-c", "import json, sys; sys.path.insert(0, sys.argv[1]); "
-                       "from hardware.vpnprobe import link_local_responders as r; "
-                       "print(json.dumps(sorted(r('tap0'))))", str(REPO))
+def tap_responders(node: Node) -> set[str]:
+    result = node.exec(
+        sys.executable,
+        "-c",
+        "import json, sys; sys.path.insert(0, sys.argv[1]); "
+        "from hardware.vpnprobe import responders as r; "
+        "print(json.dumps(sorted(r('tap0'))))",
+        str(REPO),
+    )
     return set(json.loads(result.stdout))
 
 
 def udp_reaches(source: Node, target: Node) -> bool:
-    listener = subprocess.Popen(["ip", "netns", "exec", target.netns, sys.executable, "-c",
-                                 "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
-                                 "s.bind(('', 9999)); s.settimeout(3); print(s.recv(16))"],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    listener = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            target.netns,
+            sys.executable,
+            "-c",
+            "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+            "s.bind(('', 9999)); s.settimeout(3); print(s.recv(16))",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     time.sleep(0.5)
-    source.exec(sys.executable, "-c", "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
-                f".sendto(b'x', ('{UNDERLAY[target.name]}', 9999))", check=False)  # EPERM when blocked
+    source.exec(
+        sys.executable,
+        "-c",
+        "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+        f".sendto(b'x', ('{UNDERLAY[target.name]}', 9999))",
+        check=False,
+    )  # EPERM when blocked
     out, _ = listener.communicate(timeout=10)
     return "b'x'" in out
 
@@ -222,8 +278,9 @@ def block_udp(node: Node) -> None:
     """Drop every UDP packet in and out of the node's underlay (a TCP-only network)."""
     node.exec("nft", "add", "table", "inet", "udp_blocked")
     for hook in ("input", "output"):
-        node.exec("nft", "add", "chain", "inet", "udp_blocked", hook,
-                  f"{{ type filter hook {hook} priority 0; }}")
+        node.exec(
+            "nft", "add", "chain", "inet", "udp_blocked", hook, f"{{ type filter hook {hook} priority 0; }}"
+        )
         node.exec("nft", "add", "rule", "inet", "udp_blocked", hook, "meta", "l4proto", "udp", "drop")
 
 
@@ -245,9 +302,10 @@ def test_yggdrasil_joins_two_windows(lan: dict[str, Node]) -> None:
     uri = f"tcp://{UNDERLAY['hub']}:12345"
     published = {}
     for node, settings in (
-            (hub, VpnSettings(backends=("yggdrasil",), role="hub", yggdrasil_listen=(uri,))),
-            (a, VpnSettings(backends=("yggdrasil",), yggdrasil_peers=(uri,))),
-            (b, VpnSettings(backends=("yggdrasil",), yggdrasil_peers=(uri,)))):
+        (hub, VpnSettings(backends=("yggdrasil",), role="hub", yggdrasil_listen=(uri,))),
+        (a, VpnSettings(backends=("yggdrasil",), yggdrasil_peers=(uri,))),
+        (b, VpnSettings(backends=("yggdrasil",), yggdrasil_peers=(uri,))),
+    ):
         published[node.name] = configure(node, settings)
         conf_file = node.root / "etc/yggdrasil/yggdrasil.conf"
         conf = json.loads(conf_file.read_text())
@@ -268,8 +326,10 @@ def test_yggdrasil_joins_two_windows(lan: dict[str, Node]) -> None:
 
 def needs(binary: str) -> None:
     if shutil.which(binary) is None:
-        pytest.skip(f"{binary} is not installed on this host: it is not in Debian. Install its .deb "
-                    "(README 'PeerVPN and cjdns packages') to run this two-window test")
+        pytest.skip(
+            f"{binary} is not installed on this host: it is not in Debian. Install its .deb "
+            "(README 'PeerVPN and cjdns packages') to run this two-window test"
+        )
 
 
 def test_peervpn_joins_two_windows_over_tap0(lan: dict[str, Node]) -> None:
@@ -277,8 +337,15 @@ def test_peervpn_joins_two_windows_over_tap0(lan: dict[str, Node]) -> None:
     initpeers = (f"{UNDERLAY['hub']} 7777",)
     for node in lan.values():
         role = "hub" if node.name == "hub" else "window"
-        configure(node, VpnSettings(backends=("peervpn",), role=role, psk="two-window-test-psk-0123456789",
-                                    peervpn_initpeers=() if role == "hub" else initpeers))
+        configure(
+            node,
+            VpnSettings(
+                backends=("peervpn",),
+                role=role,
+                psk="two-window-test-psk-0123456789",
+                peervpn_initpeers=() if role == "hub" else initpeers,
+            ),
+        )
         node.start(["peervpn", str(node.root / "etc/peervpn/ewindow.conf")])
     seconds = wait_for(lambda: pings(lan["a"], lan["b"].identity.ula), 60, "a reaches b's ULA")
     print(f"peervpn: a reached b's ULA after {seconds:.1f} s")

@@ -222,4 +222,8 @@ def test_probe_parsers_for_both_yggdrasil_versions_and_ping() -> None:
         "64 bytes from fe80::b827:ebff:fe00:b%tap0: icmp_seq=1 ttl=64 time=0.6 ms (DUP!)\n"
         "64 bytes from fde1:c0fe::b827:eb00:a: icmp_seq=1 ttl=64 time=0.031 ms\n"  # own link-local tentative
     )
-    assert parse_responders(text) == {"fe80::b827:ebff:fe00:1", "fe80::b827:ebff:fe00:b", "fde1:c0fe::b827:eb00:a"}
+    assert parse_responders(text) == {
+        "fe80::b827:ebff:fe00:1",
+        "fe80::b827:ebff:fe00:b",
+        "fde1:c0fe::b827:eb00:a",
+    }

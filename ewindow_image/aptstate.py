@@ -23,7 +23,7 @@ from pathlib import Path
 from .config import Config
 from .errors import CommandError, EWindowError
 from .log import log
-from .rootfs import apt_sources
+from .rootfs import apt_sources, extra_repo_lines
 from .runner import run
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
@@ -49,7 +49,7 @@ class AptResolver:
 
     def __init__(self, cfg: Config, cache_root: Path) -> None:
         self.cfg = cfg
-        sources = "\n".join(apt_sources(cfg))
+        sources = "\n".join(apt_sources(cfg) + extra_repo_lines(cfg))
         tag = hashlib.sha256(sources.encode()).hexdigest()[:12]
         self.root = cache_root / "apt" / f"{cfg.suite}-{cfg.arch}-{tag}"
         self.updated = False
@@ -73,6 +73,7 @@ class AptResolver:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         (self.root / "status").touch()
         lines = [line.replace("deb ", f"deb [signed-by={KEYRING}] ", 1) for line in apt_sources(self.cfg)]
+        lines += extra_repo_lines(self.cfg)
         (self.root / "etc/apt/sources.list").write_text("\n".join(lines) + "\n")
 
     def update(self) -> None:

@@ -59,12 +59,23 @@ class VpnRole(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class ExtraRepoConfig:
+    """An apt repository beyond Debian's, e.g. the site's own for PeerVPN or cjdns."""
+
+    uri: str
+    suite: str
+    key_file: str  # its signing key (armored .asc or binary .gpg), relative to the site file
+    components: tuple[str, ...] = ("main",)
+
+
+@dataclass(frozen=True)
 class AptConfig:
     mirror: str
     security_mirror: str
     proxy: str
     retries: int
     local_debs: str  # a folder of .deb files that stand in for packages of those names
+    extra_repos: tuple[ExtraRepoConfig, ...]
 
 
 @dataclass(frozen=True)
@@ -271,6 +282,15 @@ def _check_config(cfg: Config, sources: Mapping[str, str]) -> None:
             fail(url_key, f"'{url}' is not an http(s):// or file:/ URL")
     if cfg.apt.proxy and not cfg.apt.proxy.startswith(("http://", "https://")):
         fail("apt.proxy", f"'{cfg.apt.proxy}' is not an http(s):// URL")
+    for index, repo in enumerate(cfg.apt.extra_repos):
+        key = f"apt.extra_repos[{index}]"
+        if not repo.uri.startswith(("http://", "https://", "file:/")):
+            fail(f"{key}.uri", f"'{repo.uri}' is not an http(s):// or file:/ URL")
+        if not repo.suite or " " in repo.suite:
+            fail(f"{key}.suite", f"'{repo.suite}' is not a suite name (or ./ for a flat repository)")
+        if not (cfg.base_dir / repo.key_file).expanduser().is_file():
+            fail(f"{key}.key_file",
+                 f"{cfg.base_dir / repo.key_file}: no such file (the repository's signing key)")
     if not 0 <= cfg.apt.retries <= 20:
         fail("apt.retries", f"{cfg.apt.retries} is outside 0..20")
     for module in cfg.boot.extra_modules:
@@ -597,3 +617,7 @@ def template_context(cfg: Config) -> dict[str, Any]:
     assert isinstance(data, dict)
     return data
 
+
+
+def extra_repo_key(cfg: Config, index: int) -> Path:
+    return (cfg.base_dir / cfg.apt.extra_repos[index].key_file).expanduser()

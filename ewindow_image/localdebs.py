@@ -33,14 +33,15 @@ def find(cfg: Config, package: str) -> Path | None:
 
 def check_available(cfg: Config, packages: tuple[str, ...]) -> None:
     for package in packages:
-        if package in NOT_IN_DEBIAN and find(cfg, package) is None:
+        if package in NOT_IN_DEBIAN and find(cfg, package) is None and not cfg.apt.extra_repos:
             where = folder(cfg)
             state = ("apt.local_debs is not set" if where is None
                      else f"{where} has no {package}_*_{cfg.arch}.deb")
             raise EWindowError(
                 f"{NOT_IN_DEBIAN[package]} is not in Debian and {state}",
                 hint=f"build a {package} .deb for {cfg.arch} (README 'PeerVPN and cjdns packages') and "
-                     "set apt.local_debs to its folder, or remove it from vpn.backends")
+                     "set apt.local_debs to its folder (or name your repository in apt.extra_repos), "
+                     "or remove it from vpn.backends")
 
 
 def digest(path: Path) -> str:

@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import Config
+from .config import Config, extra_repo_key
 
 COMPONENTS = "main,contrib,non-free-firmware"
 
@@ -35,6 +35,33 @@ def apt_sources(cfg: Config) -> list[str]:
         f"deb {cfg.apt.mirror} {suite}-updates {COMPONENTS.replace(',', ' ')}",
         f"deb {cfg.apt.security_mirror} {suite}-security {COMPONENTS.replace(',', ' ')}",
     ]
+
+
+def extra_repo_files(cfg: Config) -> dict[str, bytes]:
+    """The extra repositories as the image keeps them: a deb822 sources file and one key
+    each under /etc/apt/keyrings, so later stages (and the window's own apt) use them."""
+    files: dict[str, bytes] = {}
+    stanzas = []
+    for index, repo in enumerate(cfg.apt.extra_repos):
+        key = extra_repo_key(cfg, index)
+        keyring = f"/etc/apt/keyrings/ewindow-extra-{index}{key.suffix or '.asc'}"
+        files[keyring] = key.read_bytes()
+        # a flat repository ("./") has no components
+        components = "" if repo.suite.endswith("/") else f"Components: {' '.join(repo.components)}\n"
+        stanzas.append(f"Types: deb\nURIs: {repo.uri}\nSuites: {repo.suite}\n{components}"
+                       f"Signed-By: {keyring}\n")
+    if stanzas:
+        files["/etc/apt/sources.list.d/ewindow-extra.sources"] = "\n".join(stanzas).encode()
+    return files
+
+
+def extra_repo_lines(cfg: Config) -> list[str]:
+    """One-line sources for the host's resolver, signed by the key files on the host."""
+    lines = []
+    for index, repo in enumerate(cfg.apt.extra_repos):
+        components = "" if repo.suite.endswith("/") else " " + " ".join(repo.components)
+        lines.append(f"deb [signed-by={extra_repo_key(cfg, index)}] {repo.uri} {repo.suite}{components}")
+    return lines
 
 
 def apt_options(cfg: Config) -> list[str]:

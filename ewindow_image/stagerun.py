@@ -83,6 +83,10 @@ def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, str]:
         from_mirror = tuple(name for name in stage.packages if name not in local)
         sources = "\n".join(rootfs_cmds.apt_sources(ctx.cfg) + rootfs_cmds.apt_options(ctx.cfg))
         inputs["apt sources"] = _sha(sources.encode())
+        if not stage.bootstrap and ctx.cfg.apt.extra_repos:
+            extra = rootfs_cmds.extra_repo_files(ctx.cfg)
+            blob = b"".join(path.encode() + content for path, content in sorted(extra.items()))
+            inputs["apt extra repositories"] = _sha(blob)
         if ctx.apt is not None and from_mirror:
             resolution = ctx.apt.resolve(from_mirror, minbase=stage.bootstrap)
             inputs.update({f"package {name}": version for name, version in resolution.versions})
@@ -121,6 +125,10 @@ def run_stage(stage: Stage, ctx: StageContext, tree: Path) -> list[str]:
         with_retries(bootstrap, attempts=attempts, what=f"stage {stage.name}")
         done.append(f"bootstrapped {ctx.cfg.suite} with {len(stage.packages)} packages")
     elif stage.packages:
+        extra = [RenderedFile(path, content, 0o644, "root", "root") for path, content in
+                 rootfs_cmds.extra_repo_files(ctx.cfg).items()]
+        if extra:
+            install_files(tree, extra, [])
         names = [f"{localdebs.CHROOT_DIR}/{deb.name}" if (deb := localdebs.find(ctx.cfg, name)) else name
                  for name in stage.packages]
         binds = [(ctx.deb_cache, "/var/cache/apt/archives")]

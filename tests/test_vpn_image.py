@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """An image with the mesh VPN baked in: tinc and Yggdrasil from Debian, PeerVPN from a folder
-of local .deb files, booted under qemu.
+of local .deb files, a package from a signed extra apt repository, booted under qemu.
 
 No PeerVPN .deb can be built here (its source is on GitHub), so the local-package path is
 proven with a stand-in ``peervpn`` package made by ``dpkg-deb``: the build takes it from
@@ -10,10 +10,14 @@ PeerVPN's config. The boot checks tinc and Yggdrasil running, never the stand-in
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,22 +31,47 @@ pytestmark = [pytest.mark.slow, requires_root]
 STAND_IN_VERSION = "0.044-0ewindow.test1"
 
 
-def stand_in_peervpn(folder: Path) -> Path:
-    """A package named peervpn whose binary only waits: a stand-in for the packaging path."""
-    tree = folder / "peervpn-tree"
+def make_deb(folder: Path, name: str, version: str, program: str) -> Path:
+    tree = folder / f"{name}-tree"
     (tree / "DEBIAN").mkdir(parents=True)
     (tree / "usr/sbin").mkdir(parents=True)
     (tree / "DEBIAN/control").write_text(
-        f"Package: peervpn\nVersion: {STAND_IN_VERSION}\nArchitecture: arm64\n"
-        "Maintainer: tests <t@example.org>\n"
-        "Description: stand-in for a site-built PeerVPN package (ewindow-image tests)\n")
-    binary = tree / "usr/sbin/peervpn"
-    binary.write_text("#!/bin/sh\necho 'stand-in peervpn, config' \"$1\"\nexec sleep infinity\n")
-    binary.chmod(0o755)
-    deb = folder / f"peervpn_{STAND_IN_VERSION}_arm64.deb"
+        f"Package: {name}\nVersion: {version}\nArchitecture: arm64\nMaintainer: tests <t@example.org>\n"
+        "Description: stand-in package (ewindow-image tests)\n")
+    (tree / "usr/sbin" / name).write_text(program)
+    (tree / "usr/sbin" / name).chmod(0o755)
+    deb = folder / f"{name}_{version}_arm64.deb"
     subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)], check=True,
                    capture_output=True)
+    shutil.rmtree(tree)
     return deb
+
+
+def stand_in_peervpn(folder: Path) -> Path:
+    """A package named peervpn whose binary only waits: a stand-in for the packaging path."""
+    return make_deb(folder, "peervpn", STAND_IN_VERSION,
+                    "#!/bin/sh\necho 'stand-in peervpn, config' \"$1\"\nexec sleep infinity\n")
+
+
+def signed_flat_repository(folder: Path) -> Path:
+    """A flat apt repository with one package, signed by a fresh key; returns the key file."""
+    make_deb(folder, "ewindow-extra-test", "1.0", "#!/bin/sh\necho extra\n")
+    packages = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=folder, capture_output=True,
+                              check=True).stdout
+    (folder / "Packages").write_bytes(packages)
+    date = time.strftime("%a, %d %b %Y %H:%M:%S UTC", time.gmtime())
+    (folder / "Release").write_text(f"Origin: ewindow-test\nDate: {date}\nSHA256:\n"
+                                    f" {hashlib.sha256(packages).hexdigest()} {len(packages)} Packages\n")
+    home = folder.parent / "gnupg"
+    home.mkdir(mode=0o700)
+    gpg = ["gpg", "--homedir", str(home), "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+    subprocess.run([*gpg, "--quick-gen-key", "ewindow test <t@example.org>", "ed25519", "sign", "never"],
+                   check=True, capture_output=True)
+    subprocess.run([*gpg, "--clearsign", "-o", str(folder / "InRelease"), str(folder / "Release")],
+                   check=True, capture_output=True)
+    key = folder.parent / "extra-repo.gpg"
+    subprocess.run([*gpg, "--export", "-o", str(key)], check=True, capture_output=True)
+    return key
 
 
 def card_file(disk: Path, name: str) -> str:
@@ -53,10 +82,27 @@ def card_file(disk: Path, name: str) -> str:
                           text=True, check=True, env={**os.environ, "MTOOLS_SKIP_CHECK": "1"}).stdout
 
 
-def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp_path: Path) -> None:
+@pytest.fixture
+def extra_repository(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The repository served over HTTP on the loopback, as a site's own would be."""
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    key = signed_flat_repository(folder)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+                              cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    yield f"http://127.0.0.1:{port}/", key
+    server.terminate()
+    server.wait()
+
+
+def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp_path: Path,
+                                                               extra_repository: tuple[str, Path]) -> None:
     debs = tmp_path / "debs"
     debs.mkdir()
     stand_in_peervpn(debs)
+    repo_uri, repo_key = extra_repository
     hub_conf = tmp_path / "hub"
     (hub_conf / "hosts").mkdir(parents=True)
     (hub_conf / "tinc.conf").write_text("Name = hub\n")
@@ -71,7 +117,9 @@ def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp
     site.write_text(json.dumps({
         "admin": {"authorized_keys": [built.public_key]},
         "image": {"compression": ["zstd"], "zstd_level": 1},
-        "apt": {"local_debs": str(debs)},
+        "apt": {"local_debs": str(debs),
+                "extra_repos": [{"uri": repo_uri, "suite": "./", "key_file": str(repo_key)}]},
+        "extra_packages": ["ewindow-extra-test"],
         "secrets_file": str(secrets),
         "vpn": {"backends": ["tinc", "yggdrasil", "peervpn"],
                 "tinc": {"hubs": [{"name": "hub", "addresses": ["192.0.2.1"], "public_key": hub_key}]},
@@ -90,6 +138,7 @@ def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp
     manifest = (out / "ewindow-trixie-arm64.manifest").read_text()
     assert f"\npeervpn\t{STAND_IN_VERSION}\t" in manifest  # from apt.local_debs, not a mirror
     assert "\ntinc\t" in manifest and "\nyggdrasil\t" in manifest
+    assert "\newindow-extra-test\t1.0\t" in manifest  # from the signed extra repository
     assert "vpn-image-test-psk" not in image.read_bytes().decode("latin-1")  # the gate passed, and truly
 
     personalise = subprocess.run([sys.executable, str(REPO / "build.py"), "personalise", str(image),

@@ -195,6 +195,38 @@ class WifiConfig:
 
 
 @dataclass(frozen=True)
+class AgentLedConfig:
+    kind: str
+    pins: tuple[int, ...]
+    active_high: bool
+
+
+@dataclass(frozen=True)
+class AgentButtonConfig:
+    pin: int
+    restart_vpn_s: float
+    reboot_s: float
+    stuck_s: float
+
+
+@dataclass(frozen=True)
+class AgentProbeConfig:
+    vpn_targets: tuple[str, ...]
+    internet_url: str
+    internet_expect: str
+    interval_s: float
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The status LED and button agent (hardware/); README "Status LED and button"."""
+
+    led: AgentLedConfig
+    button: AgentButtonConfig
+    probe: AgentProbeConfig
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     qemu_cpu: str
 
@@ -214,6 +246,7 @@ class Config:
     identity: IdentityConfig
     wifi: WifiConfig
     secrets_file: str
+    agent: AgentConfig
     build: BuildConfig
     # Where relative paths in the site file are resolved; not a YAML key.
     base_dir: Path = field(default=Path("."), compare=False)
@@ -302,6 +335,26 @@ def _check_config(cfg: Config, sources: Mapping[str, str]) -> None:
     _check_identity(cfg.identity, fail)
     _check_wifi(cfg.wifi, fail)
     _check_vpn(cfg.vpn, fail)
+    _check_agent(cfg, fail)
+
+
+def agent_settings(cfg: Config) -> dict[str, Any]:
+    """/etc/ewindow/agent.json: the site's agent section plus what the agent derives from
+    the rest of the config (the VPN backends to probe)."""
+    agent = _to_plain(cfg.agent)
+    agent["probe"]["vpn_backends"] = [b.value for b in cfg.vpn.backends]
+    assert isinstance(agent, dict)
+    return agent
+
+
+def _check_agent(cfg: Config, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+    from hardware.config import AgentConfigError, parse
+
+    try:
+        parse(agent_settings(cfg), "agent")
+    except AgentConfigError as exc:
+        field_name, _, message = str(exc).removeprefix("agent: ").partition(": ")
+        fail(f"agent.{field_name}", message)
 
 
 def _check_vpn(vpn: VpnConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
@@ -448,6 +501,10 @@ def _convert(tp: Any, value: Any, key: str, sources: Mapping[str, str]) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(source, key, f"expected an integer, got {value!r}")
         return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(source, key, f"expected a number, got {value!r}")
+        return float(value)
     if tp is str:
         if value is None:
             return ""

@@ -170,6 +170,7 @@ def test_boots_on_qemu_virt_and_grows_the_root(built: Built) -> None:
     assert report["multi_user"] == "active"
     # firstboot named it after qemu's NIC (52:54:00:e1:c0:fe): no serial, no MAC override
     assert report["hostname"] == "ewindow-e1c0fe" and report["firstboot"] == "done"
+    assert report["agent"] == "active"  # degraded (no GPIO, no ACT LED in a VM), not crash-looping
     assert report["ssh"] == "active" and report["networkd"] == "active"
     assert report["growroot"] == "active"
     assert re.fullmatch(r"[0-9a-f]{32}", report["machine_id"])
@@ -189,6 +190,7 @@ def test_boots_on_emulated_raspberry_pi_3(built: Built) -> None:
     assert result.report["ssh"] == "active"
     assert result.report["growroot"] == "active"
     assert result.report["hostname"] == "ewindow-3c3c1b"
+    assert result.report["agent"] == "active"
     assert result.report["tap0_mac"] == "ba:27:eb:3c:3c:1b"
     assert "fde1:c0fe::b827:eb3c:3c1b/64" in result.report["tap0_addrs"]
 

@@ -1,0 +1,167 @@
+# SPDX-License-Identifier: MIT
+"""The agent: one thread owns the state; netlink, the button and the slow checks post events.
+
+Main loop, every second at most: handle events, debounce link loss, expire identify, run the
+slow checks (Internet, VPN) in a worker every ``probe.interval_s``, show the state, and tell
+systemd it is alive (WATCHDOG=1) only when every worker thread still runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from . import actions, facts
+from .button import Action, Hold, PressClassifier
+from .config import AgentConfig
+from .indicators import Indicator
+from .linkwatch import RESYNC
+from .notify import notify
+from .patterns import HOLD_PATTERNS, PATTERNS, Pattern, PatternPlayer
+from .state import Facts, State, derive_state
+
+log = logging.getLogger("ewindow-agent")
+Event = tuple[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Paths:
+    sys: Path = Path("/sys")
+    firstboot: Path = facts.FIRSTBOOT_STATUS
+    synchronized: Path = facts.SYNCHRONIZED
+    requests: Path = actions.REQUEST_DIR
+    vpn_state: Path = Path("/run/ewindow/vpn")
+
+
+def slow_checks(config: AgentConfig, paths: Paths) -> dict[str, Any]:
+    """Internet and VPN: seconds each, so they run outside the main loop."""
+    probe = config.probe
+    return {"internet": facts.internet(probe.internet_url, probe.internet_expect),
+            "vpn_up": facts.vpn_up(probe.vpn_backends, probe.vpn_targets, paths.vpn_state)}
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, indicator: Indicator, *, paths: Paths = Paths(),
+                 clock: Callable[[], float] = time.monotonic, scale: float = 1.0,
+                 patterns: dict[str, Pattern] | None = None,
+                 checks: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.config, self.indicator, self.paths, self.clock = config, indicator, paths, clock
+        self.events: queue.Queue[Event] = queue.Queue()
+        self.player = PatternPlayer(indicator.show, {**(patterns or PATTERNS), **HOLD_PATTERNS}, scale)
+        self.classifier = PressClassifier(config.button, clock)
+        self.checks = checks or (lambda: slow_checks(config, paths))
+        self.facts = Facts(vpn_configured=bool(config.probe.vpn_backends))
+        self.down_since: float | None = None
+        self.identify_until = 0.0
+        self.next_check = 0.0
+        self.checker: threading.Thread | None = None
+        self.workers: list[Any] = [self.player]
+        self.shown = ""
+        self.read_links()
+
+    # --- events ---------------------------------------------------------------------------
+
+    def post(self, kind: str, value: Any = None) -> None:
+        """Thread-safe: what netlink, the button callbacks and the checker call."""
+        self.events.put((kind, value))
+
+    def handle(self, event: Event) -> Action | None:
+        kind, value = event
+        if kind == "link":
+            self.read_links()
+        elif kind == "checks":
+            self.facts = dataclasses.replace(self.facts, **value)
+        elif kind == "pressed":
+            self.classifier.press()
+        elif kind == "released":
+            action = self.classifier.release()
+            if action is not None:
+                self.act(action)
+            return action
+        return None
+
+    def read_links(self) -> None:
+        up = facts.any_link_up(self.config.probe.interfaces, self.paths.sys)
+        if up:  # a link coming back is shown at once, a loss only after the debounce
+            self.down_since = None
+            self.facts = dataclasses.replace(self.facts, link_up=True)
+        elif self.facts.link_up and self.down_since is None:
+            self.down_since = self.clock()
+
+    def act(self, action: Action) -> None:
+        log.info("button: %s", action.value)
+        if action is Action.identify:
+            self.identify_until = self.clock() + self.config.probe.identify_s
+            log.info("identify: %s", self.status())
+        elif action in actions.PRIVILEGED:
+            actions.request(action, self.paths.requests)
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        now = self.clock()
+        if self.down_since is not None and now - self.down_since >= self.config.probe.link_down_debounce_s:
+            self.down_since = None
+            self.facts = dataclasses.replace(self.facts, link_up=False)
+        self.facts = dataclasses.replace(
+            self.facts,
+            firstboot=facts.firstboot_state(self.paths.firstboot),
+            has_ip=self.facts.link_up and facts.has_address(self.config.probe.interfaces),
+            clock_synced=facts.clock_synced(self.paths.synchronized),
+            identify=now < self.identify_until)
+        if now >= self.next_check and (self.checker is None or not self.checker.is_alive()):
+            self.next_check = now + self.config.probe.interval_s
+            self.checker = threading.Thread(target=lambda: self.post("checks", self.checks()),
+                                            name="checks", daemon=True)
+            self.checker.start()
+        self.show()
+
+    def show(self) -> None:
+        hold = self.classifier.holding()
+        shown = hold.value if hold in (Hold.restart_vpn, Hold.reboot) else derive_state(self.facts).value
+        if shown != self.shown:
+            log.info("state: %s (%s)", shown, self.status())
+            self.shown = shown
+        self.player.play(shown)
+        notify(f"STATUS={self.status()}")
+
+    @property
+    def state(self) -> State:
+        return derive_state(self.facts)
+
+    def status(self) -> str:
+        f = self.facts
+        return (f"{self.state.value}: link {'up' if f.link_up else 'down'}, "
+                f"address {'yes' if f.has_ip else 'no'}, internet {f.internet.value}, "
+                f"clock {'synced' if f.clock_synced else 'not synced'}, "
+                f"vpn {'up' if f.vpn_up else 'down' if f.vpn_configured else 'not configured'}, "
+                f"led {self.indicator.name}")
+
+    def healthy(self) -> bool:
+        return all(worker.alive for worker in self.workers)
+
+    def run(self, stop: threading.Event) -> None:
+        notify("READY=1")
+        while not stop.is_set():
+            try:
+                self.handle(self.events.get(timeout=1.0))
+                while True:  # drain what else arrived
+                    self.handle(self.events.get_nowait())
+            except queue.Empty:
+                pass
+            self.tick()
+            if self.healthy():
+                notify("WATCHDOG=1")
+        notify("STOPPING=1")
+        self.player.stop()
+
+
+def link_event(agent: Agent) -> Callable[[str], None]:
+    watched = set(agent.config.probe.interfaces)
+    return lambda name: agent.post("link", name) if name in watched or name == RESYNC else None

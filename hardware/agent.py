@@ -143,6 +143,13 @@ class Agent:
                 f"vpn {'up' if f.vpn_up else 'down' if f.vpn_configured else 'not configured'}, "
                 f"led {self.indicator.name}")
 
+    def wait_time(self) -> float:
+        """At most a second, less when a link loss is due to be shown sooner."""
+        if self.down_since is None:
+            return 1.0
+        due = self.down_since + self.config.probe.link_down_debounce_s - self.clock()
+        return min(1.0, max(0.01, due))
+
     def healthy(self) -> bool:
         return all(worker.alive for worker in self.workers)
 
@@ -150,7 +157,7 @@ class Agent:
         notify("READY=1")
         while not stop.is_set():
             try:
-                self.handle(self.events.get(timeout=1.0))
+                self.handle(self.events.get(timeout=self.wait_time()))
                 while True:  # drain what else arrived
                     self.handle(self.events.get_nowait())
             except queue.Empty:

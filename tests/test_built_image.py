@@ -181,16 +181,28 @@ def test_boots_on_qemu_virt_and_grows_the_root(built: Built) -> None:
 
 
 @pytest.mark.boot
-def test_boots_on_emulated_raspberry_pi_3(built: Built) -> None:
+def test_boots_on_emulated_raspberry_pi_3(built: Built, tmp_path: Path) -> None:
     # qemu's Pi 3 has no working NIC and no firmware to fill in the serial: the identity
-    # comes from ewindow.serial= by the Pi 1–3 rule (b8:27:eb + the serial's low 24 bits)
-    result = boot(built.image, BootSpec(machine="raspi3b", timeout=400,
-                                        extra_cmdline="ewindow.serial=00000000b83c3c1b"))
+    # comes from ewindow.serial= by the Pi 1–3 rule (b8:27:eb + the serial's low 24 bits).
+    # The card's agent gets an LED on GPIO17 (as a site file would set it), so the test sees
+    # the agent claim its LED and button lines on the BCM2835's real gpiochip.
+    card = tmp_path / "card.img"
+    sh("cp", "--sparse=always", str(built.image), str(card))
+    agent_json = tmp_path / "agent.json"
+    agent_json.write_text(json.dumps({"led": {"kind": "single", "pins": [17], "active_high": True},
+                                      "button": {"pin": 3}, "probe": {}}))
+    _, root_offset = built.partitions()
+    sh("debugfs", "-w", "-R", "rm /etc/ewindow/agent.json", f"{card}?offset={root_offset}")
+    sh("debugfs", "-w", "-R", f"write {agent_json} /etc/ewindow/agent.json", f"{card}?offset={root_offset}")
+    result = boot(card, BootSpec(machine="raspi3b", timeout=400,
+                                 extra_cmdline="ewindow.serial=00000000b83c3c1b"), in_place=True)
     assert "Machine model: Raspberry Pi 3 Model B" in result.console
     assert result.report["ssh"] == "active"
     assert result.report["growroot"] == "active"
     assert result.report["hostname"] == "ewindow-3c3c1b"
     assert result.report["agent"] == "active"
+    # the libgpiod pin factory holds the button (GPIO3) and the LED (GPIO17), as gpioinfo shows
+    assert set(result.report["agent_gpio"].split(",")) == {"3", "17"}
     assert result.report["tap0_mac"] == "ba:27:eb:3c:3c:1b"
     assert "fde1:c0fe::b827:eb3c:3c1b/64" in result.report["tap0_addrs"]
 

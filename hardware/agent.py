@@ -9,6 +9,7 @@ systemd it is alive (WATCHDOG=1) only when every worker thread still runs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import queue
 import threading
@@ -28,6 +29,7 @@ from .state import Facts, State, derive_state
 
 log = logging.getLogger("ewindow-agent")
 Event = tuple[str, Any]
+RESYNC_S = 30.0  # read every link from sysfs this often, whatever netlink said
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Paths:
     synchronized: Path = facts.SYNCHRONIZED
     requests: Path = actions.REQUEST_DIR
     vpn_state: Path = Path("/run/ewindow/vpn")
+    identity: Path = Path("/var/lib/ewindow/identity.json")
 
 
 def slow_checks(config: AgentConfig, paths: Paths) -> dict[str, Any]:
@@ -60,6 +63,7 @@ class Agent:
         self.down_since: float | None = None
         self.identify_until = 0.0
         self.next_check = 0.0
+        self.next_resync = clock() + RESYNC_S
         self.checker: threading.Thread | None = None
         self.workers: list[Any] = [self.player]
         self.shown = ""
@@ -98,7 +102,7 @@ class Agent:
         log.info("button: %s", action.value)
         if action is Action.identify:
             self.identify_until = self.clock() + self.config.probe.identify_s
-            log.info("identify: %s", self.status())
+            log.info("identify: %s; %s", self.identity(), self.status())
         elif action in actions.PRIVILEGED:
             actions.request(action, self.paths.requests)
 
@@ -106,6 +110,9 @@ class Agent:
 
     def tick(self) -> None:
         now = self.clock()
+        if now >= self.next_resync:
+            self.next_resync = now + RESYNC_S
+            self.read_links()
         if self.down_since is not None and now - self.down_since >= self.config.probe.link_down_debounce_s:
             self.down_since = None
             self.facts = dataclasses.replace(self.facts, link_up=False)
@@ -149,6 +156,13 @@ class Agent:
             return 1.0
         due = self.down_since + self.config.probe.link_down_debounce_s - self.clock()
         return min(1.0, max(0.01, due))
+
+    def identity(self) -> str:
+        try:
+            data = json.loads(self.paths.identity.read_text())
+            return f"{data['hostname']} MAC {data['base_mac']} ULA {data['ula']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "identity not yet derived"
 
     def healthy(self) -> bool:
         return all(worker.alive for worker in self.workers)

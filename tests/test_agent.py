@@ -279,6 +279,18 @@ def test_button_identify_restart_reboot_and_stuck(tmp_path: Path, factory: MockF
     agent.player.stop()
 
 
+def test_links_are_resynchronised_without_any_event(tmp_path: Path, factory: MockFactory) -> None:
+    clock = Clock()
+    agent = make_agent(tmp_path, factory, clock)
+    (tmp_path / "sys/class/net/veth0/operstate").write_text("down\n")  # a lost netlink message
+    clock.now += 31
+    agent.tick()
+    clock.now += 2.1
+    agent.tick()
+    assert current(agent) is State.no_link
+    agent.player.stop()
+
+
 def test_classifier_needs_a_press_before_a_release() -> None:
     classifier = PressClassifier(ButtonConfig(), Clock())
     assert classifier.release() is None and classifier.holding() is Hold.none

@@ -32,6 +32,14 @@ def tap_netdev(identity: Identity, tap: str) -> str:
     return (f"{HEADER}[NetDev]\nName={tap}\nKind=tap\nMACAddress={identity.tap_mac}\n")
 
 
+def tap_link(identity: Identity, tap: str) -> str:
+    # udev applies 99-default.link's MACAddressPolicy=persistent to every new interface, tap0
+    # included: a MAC hashed from the machine-id, which can land after networkd set ours (a
+    # second boot came up with 82:ec:4c:…). This .link sorts first and gives udev our MAC.
+    return (f"{HEADER}[Match]\nOriginalName={tap}\n\n"
+            f"[Link]\nMACAddressPolicy=none\nMACAddress={identity.tap_mac}\n")
+
+
 def tap_network(identity: Identity, tap: str, prefix_len: int) -> str:
     # The kernel makes the link-local only once a process holds the tap (carrier), from the
     # MAC set here at creation: modified EUI-64 (RFC 4291 appendix A), not networkd's

@@ -181,6 +181,7 @@ def tap(ctx: Context) -> None:
     name = ctx.settings.tap
     prefix = (ctx.deployment.identity or ctx.settings.identity).prefix
     prefix_len = ipaddress.IPv6Network(prefix).prefixlen
+    ctx.root.write(f"{NETWORK_DIR}/10-ewindow-{name}.link", files.tap_link(ctx.identity, name))
     ctx.root.write(f"{NETWORK_DIR}/10-ewindow-{name}.netdev", files.tap_netdev(ctx.identity, name))
     ctx.root.write(f"{NETWORK_DIR}/10-ewindow-{name}.network",
                    files.tap_network(ctx.identity, name, prefix_len))

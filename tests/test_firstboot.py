@@ -71,6 +71,8 @@ def test_firstboot_sets_up_a_pi4(tmp_path: Path) -> None:
     assert "Kind=tap" in netdev and "MACAddress=de:a6:32:01:02:03" in netdev
     assert "Address=fde1:c0fe::dca6:3201:203/64" in network
     assert "IPv6LinkLocalAddressGeneration=eui64" in network
+    link = (root / "etc/systemd/network/10-ewindow-tap0.link").read_text()
+    assert "OriginalName=tap0" in link and "MACAddress=de:a6:32:01:02:03" in link
 
     assert len((root / "etc/machine-id").read_text().strip()) == 32
     host_key = root / "etc/ssh/ssh_host_ed25519_key"

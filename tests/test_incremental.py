@@ -56,8 +56,8 @@ def test_plan_and_build_redo_only_what_changed(built: Built, tmp_path: Path) -> 
         f.write("# edited by test_incremental\n")
     plan = cli(checkout, "plan", *common).stdout
     states = stage_lines(plan)
-    assert states == {"00-base": "cached", "10-boot": "cached", "20-system": "cached", "30-access": "cached",
-                      "40-ewindow": "rebuild", "45-extra": "rebuild", "90-finalise": "rebuild"}
+    assert states == {name: "cached" if name < "40" else "rebuild" for name in states}
+    assert {"00-base", "30-access", "40-ewindow", "90-finalise"} <= set(states)
     assert f"- {REPORT} → /usr/local/sbin/ewindow-boot-report changed" in plan
     assert "- follows 40-ewindow, which rebuilds" in plan
     log = cli(checkout, "build", *common).stderr

@@ -21,7 +21,7 @@ HOST_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test dosfstools
 	passwd systemd
 # Extra packages for the tests.
 TEST_PACKAGES := $(HOST_PACKAGES) shellcheck device-tree-compiler cpio openssh-client \
-	iputils-ping iproute2 nftables tinc yggdrasil
+	iputils-ping iproute2 nftables tinc yggdrasil dpkg-dev gnupg
 
 .PHONY: image flash test test-fast boot-test plan config lint bench host-deps test-deps venv clean help
 

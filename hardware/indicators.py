@@ -81,12 +81,19 @@ class RgbLed:
 
     def __init__(self, red: int, green: int, blue: int, active_high: bool, factory: Any = None) -> None:
         from gpiozero import RGBLED
+        from gpiozero.exc import PinPWMUnsupported
 
-        self.led = RGBLED(f"GPIO{red}", f"GPIO{green}", f"GPIO{blue}", active_high=active_high,
-                          pin_factory=factory)
+        pins = (f"GPIO{red}", f"GPIO{green}", f"GPIO{blue}")
+        try:
+            self.led = RGBLED(*pins, active_high=active_high, pin_factory=factory)
+            self.pwm = True
+        except PinPWMUnsupported:  # e.g. the libgpiod factory: plain on/off colours
+            self.led = RGBLED(*pins, active_high=active_high, pwm=False, pin_factory=factory)
+            self.pwm = False
 
     def show(self, level: float, colour: Colour) -> None:
-        self.led.value = tuple(level * c for c in colour)
+        value = tuple(level * c for c in colour)
+        self.led.value = value if self.pwm else tuple(1 if c >= 0.5 else 0 for c in value)
 
     def close(self) -> None:
         self.led.close()

@@ -154,6 +154,14 @@ def test_rgb_led_shows_the_category_colour(factory: MockFactory) -> None:
     rgb.close()
 
 
+def test_rgb_led_without_pwm_shows_plain_colours(factory: MockFactory) -> None:
+    rgb = RgbLed(22, 23, 24, True, factory)  # MockPin has no PWM, like the libgpiod factory
+    assert not rgb.pwm
+    rgb.show(1.0, (1.0, 0.5, 0.0))  # amber → red + green
+    assert [factory.pin(p).state for p in (22, 23, 24)] == [True, True, False]
+    rgb.close()
+
+
 def act_tree(tmp_path: Path, name: str = "ACT") -> Path:
     leds = tmp_path / "leds"
     (leds / name).mkdir(parents=True)

@@ -65,6 +65,7 @@ lint: venv
 
 bench: host-deps venv
 	$(SUDO) $(PY) bench/run.py
+	$(SUDO) $(PY) bench/agent.py
 
 host-deps:
 	@missing=$$(for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${db:Status-Abbrev}' $$p 2>/dev/null | grep -q '^ii' || echo $$p; done); \

@@ -39,6 +39,10 @@ class Hold(enum.StrEnum):
     stuck = "stuck"
 
 
+RELEASED = {Hold.none: Action.identify, Hold.restart_vpn: Action.restart_vpn, Hold.reboot: Action.reboot,
+            Hold.stuck: Action.ignored}
+
+
 @dataclass
 class PressClassifier:
     config: ButtonConfig
@@ -64,12 +68,6 @@ class PressClassifier:
         """The action for this press; None for a release without a press (start-up glitch)."""
         if self.pressed_at is None:
             return None
-        held = self.clock() - self.pressed_at
+        hold = self.holding()
         self.pressed_at = None
-        if held >= self.config.stuck_s:
-            return Action.ignored
-        if held >= self.config.reboot_s:
-            return Action.reboot
-        if held >= self.config.restart_vpn_s:
-            return Action.restart_vpn
-        return Action.identify
+        return RELEASED[hold]

@@ -46,7 +46,8 @@ def slow_checks(config: AgentConfig, paths: Paths) -> dict[str, Any]:
     """Internet and VPN: seconds each, so they run outside the main loop."""
     probe = config.probe
     return {"internet": facts.internet(probe.internet_url, probe.internet_expect),
-            "vpn_up": facts.vpn_up(probe.vpn_backends, probe.vpn_targets, paths.vpn_state)}
+            "vpn_up": facts.vpn_up(probe.vpn_backends, probe.vpn_targets, paths.vpn_state, probe.tap,
+                                   paths.sys)}
 
 
 class Agent:

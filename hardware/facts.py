@@ -79,6 +79,14 @@ def clock_synced(path: Path = SYNCHRONIZED) -> bool:
     return path.exists()
 
 
-def vpn_up(backends: Sequence[str], targets: Sequence[str],
-           state_dir: Path = Path("/run/ewindow/vpn")) -> bool:
-    return any(vpnprobe.probe(b, targets, state_dir=state_dir).up for b in backends)
+LAYER2 = ("tinc", "peervpn")  # the backends on tap0
+
+
+def vpn_up(backends: Sequence[str], targets: Sequence[str], state_dir: Path = Path("/run/ewindow/vpn"),
+           tap: str = "tap0", sys_root: Path = Path("/sys")) -> bool:
+    """Up when a backend counts peers or a target answers; on tap0 without configured
+    targets, when another window answers ``ping ff02::1%tap0`` (the original's check)."""
+    if any(vpnprobe.probe(b, targets, state_dir=state_dir).up for b in backends):
+        return True
+    layer2 = any(b in LAYER2 for b in backends) and (sys_root / "class/net" / tap).exists()
+    return not targets and layer2 and bool(vpnprobe.responders(tap))

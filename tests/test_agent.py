@@ -299,6 +299,26 @@ def test_links_are_resynchronised_without_any_event(tmp_path: Path, factory: Moc
     agent.player.stop()
 
 
+def test_vpn_up_from_peers_targets_or_tap_responders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hardware import facts, vpnprobe
+
+    state = tmp_path / "vpn"
+    (tmp_path / "sys/class/net/tap0").mkdir(parents=True)
+    answering: set[str] = set()
+    monkeypatch.setattr(vpnprobe, "responders", lambda tap: answering)
+    monkeypatch.setattr(vpnprobe, "reachable", lambda targets, **kw: ())
+    assert not facts.vpn_up(("tinc",), (), state, sys_root=tmp_path / "sys")
+    answering.add("fe80::b827:ebff:fe00:1")  # another window on tap0
+    assert facts.vpn_up(("tinc",), (), state, sys_root=tmp_path / "sys")
+    assert not facts.vpn_up(("yggdrasil",), (), state, sys_root=tmp_path / "sys")  # layer 3: no tap0
+    answering.clear()
+    (state / "tinc").mkdir(parents=True)
+    (state / "tinc/hub").touch()  # host-up hook: a peer
+    assert facts.vpn_up(("tinc",), (), state, sys_root=tmp_path / "sys")
+
+
 def test_classifier_needs_a_press_before_a_release() -> None:
     classifier = PressClassifier(ButtonConfig(), Clock())
     assert classifier.release() is None and classifier.holding() is Hold.none

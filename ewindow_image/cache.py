@@ -122,8 +122,11 @@ class StageCache:
         return sorted(found, key=lambda e: e.last_used)
 
     def remove(self, key: str) -> None:
-        # Rename first: a half-deleted snapshot must never look finished.
         entry = self.entry(key)
+        if entry.is_symlink():  # a link to another cache's snapshot (tests seed caches so)
+            entry.unlink()
+            return
+        # Rename first: a half-deleted snapshot must never look finished.
         doomed = entry.with_name(f"{key}.deleting")
         entry.rename(doomed)
         remove_tree(doomed)
@@ -152,6 +155,14 @@ def select_prunable(entries: list[CacheEntry], *, now: float, max_age_days: floa
             doomed.append(entry)
             kept.remove(entry)
             total -= entry.size
+    return doomed
+
+
+def enforce_limit(cache: StageCache, max_size: int) -> list[CacheEntry]:
+    """Remove least recently used snapshots until the cache fits in ``max_size`` bytes."""
+    doomed = select_prunable(cache.entries(), now=time.time(), max_age_days=None, max_size=max_size)
+    for entry in doomed:
+        cache.remove(entry.key)
     return doomed
 
 

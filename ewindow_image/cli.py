@@ -190,11 +190,25 @@ def cmd_build(args: argparse.Namespace) -> int:
     hostdeps.ensure_binfmt()
     start = time.monotonic()
     result = build(cfg, RepoPaths(REPO_ROOT), cache, args.out, use_cache=not args.no_cache)
+    limit_cache(cache, cfg)
     if result.nothing_to_do:
         return 0
     produced = result.artifacts.all_for(cfg.image.compression) + [result.artifacts.sums]
     print_summary(result.timings, produced, time.monotonic() - start, result.artifacts.image)
     return 0
+
+
+def limit_cache(cache: StageCache, cfg: Config) -> None:
+    from .cache import enforce_limit, parse_size
+    from .pipeline import exclusive
+
+    if not cfg.build.cache_max_size:
+        return
+    with exclusive(cache.root / "build.lock"):
+        doomed = enforce_limit(cache, parse_size(cfg.build.cache_max_size))
+    if doomed:
+        log.info("cache: removed %d least recently used snapshots (%.1f GiB) to stay within %s",
+                 len(doomed), sum(e.size for e in doomed) / 2**30, cfg.build.cache_max_size)
 
 
 def print_summary(timings: dict[str, float], artifacts: list[Path], total: float,

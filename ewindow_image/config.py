@@ -229,6 +229,7 @@ class AgentConfig:
 @dataclass(frozen=True)
 class BuildConfig:
     qemu_cpu: str
+    cache_max_size: str  # after each build, least recently used snapshots go beyond this; "" = no limit
 
 
 @dataclass(frozen=True)
@@ -336,6 +337,13 @@ def _check_config(cfg: Config, sources: Mapping[str, str]) -> None:
     _check_wifi(cfg.wifi, fail)
     _check_vpn(cfg.vpn, fail)
     _check_agent(cfg, fail)
+    if cfg.build.cache_max_size:
+        from .cache import parse_size
+
+        try:
+            parse_size(cfg.build.cache_max_size)
+        except ValueError:
+            fail("build.cache_max_size", f"'{cfg.build.cache_max_size}' is not a size like 20G")
 
 
 def agent_settings(cfg: Config) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -82,3 +83,19 @@ def test_remove_tree_never_deletes_through_a_mount(tmp_path: Path) -> None:
         subprocess.run(["umount", str(tree / "dev")], check=False, capture_output=True)
     assert not tree.exists()
     assert (precious / "sda").read_text() == "a device node stand-in"
+
+
+def test_the_size_limit_drops_least_recently_used_and_only_unlinks_borrowed(tmp_path: Path) -> None:
+    from ewindow_image.cache import enforce_limit
+
+    main, seeded = StageCache(tmp_path / "main"), StageCache(tmp_path / "seeded")
+    for cache, key, used in ((main, "borrowed", 100.0), (seeded, "old", 200.0), (seeded, "new", 300.0)):
+        entry = cache.entry(key)
+        (entry / "rootfs").mkdir(parents=True)
+        (entry / "stage.json").write_text(json.dumps({"stage": key, "size": 1000}))
+        os.utime(entry / "stage.json", (used, used))
+    (seeded.root / "stages/borrowed").symlink_to(main.entry("borrowed"))
+    doomed = enforce_limit(seeded, 1500)
+    assert [e.key for e in doomed] == ["borrowed", "old"]
+    assert [e.key for e in seeded.entries()] == ["new"]
+    assert main.has("borrowed")  # the link went, the other cache's snapshot stayed

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .errors import EWindowError
 from .log import log
-from .runner import run, spawn, stop
+from .runner import exit_status, run, spawn, stop, tail
 
 MARKER = "EWINDOW-BOOT-OK"
 MULTI_USER = re.compile(r"Reached target .*[Mm]ulti-[Uu]ser")
@@ -114,7 +114,9 @@ def qemu_argv(spec: BootSpec, files: dict[str, Path], disk: Path, console_log: P
                 "-device", "virtio-blk-pci,drive=d0",
                 "-netdev", "user,id=n0,restrict=on"
                 + (f",hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22" if spec.ssh_port else ""),
-                "-device", f"virtio-net-pci,netdev=n0,mac={spec.mac}",
+                # romfile= : no iPXE option ROM (efi-virtio.rom comes from ipxe-qemu, a mere
+                # Recommends of qemu-system-arm); a direct kernel boot never runs it.
+                "-device", f"virtio-net-pci,netdev=n0,mac={spec.mac},romfile=",
                 "-serial", f"file:{os.fspath(console_log)}"]
     if spec.machine == "raspi3b":
         return ["qemu-system-aarch64", "-M", "raspi3b", "-m", "1G", "-smp", "4", *common,
@@ -161,16 +163,22 @@ def boot(image: Path, spec: BootSpec, while_up: Callable[[], None] | None = None
         cmdline = guest_cmdline(files["cmdline"].read_text(), spec.machine, spec.extra_cmdline)
         console_log = tmp / "console.log"
         console_log.touch()
+        qemu_stderr = tmp / "qemu.stderr"
         log.info("    booting %s (%s), waiting up to %d s", image.name, spec.machine, spec.timeout)
         start = time.monotonic()
-        vm = spawn(qemu_argv(spec, files, disk, console_log, cmdline))
+        vm = spawn(qemu_argv(spec, files, disk, console_log, cmdline), stderr=qemu_stderr)
         console = ""
+        early_exit: int | None = None
         try:
             while time.monotonic() - start < spec.timeout:
                 console = console_log.read_text(errors="replace")
                 if MARKER in console and "\n" in console[console.index(MARKER):]:
                     break
-                if any(f in console for f in FAILURES) or not vm.is_alive():
+                if any(f in console for f in FAILURES):
+                    break
+                early_exit = exit_status(vm)
+                if early_exit is not None:
+                    console = console_log.read_text(errors="replace")
                     break
                 time.sleep(1)
             if while_up is not None and MARKER in console:
@@ -181,7 +189,19 @@ def boot(image: Path, spec: BootSpec, while_up: Callable[[], None] | None = None
         console = console_log.read_text(errors="replace")
         saved = Path(tempfile.gettempdir()) / f"ewindow-boot-{spec.machine}.log"
         shutil.copyfile(console_log, saved)
+        if early_exit is not None and MARKER not in console:
+            raise BootTestError(early_exit_message(spec.machine, early_exit, seconds,
+                                                   tail(qemu_stderr), saved))
     return check_console(console, seconds, spec, saved)
+
+
+def early_exit_message(machine: str, status: int, seconds: float, stderr_tail: str,
+                       saved: Path) -> str:
+    """qemu ended by itself before the boot report: say so, with what it said, instead of
+    a timeout it never reached."""
+    said = stderr_tail or "nothing on stderr"
+    return (f"{machine}: qemu exited with status {status} after {seconds:.1f} s, before the "
+            f"boot report: {said} (console in {saved})")
 
 
 def check_console(console: str, seconds: float, spec: BootSpec, saved: Path) -> BootResult:

@@ -104,11 +104,34 @@ def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
     return env
 
 
-def spawn(argv: Argv, *, env: Mapping[str, str] | None = None) -> sh.RunningCommand:
-    """Start ``argv`` in the background (for a VM); the caller stops it with :func:`stop`."""
+def spawn(argv: Argv, *, env: Mapping[str, str] | None = None,
+          stderr: Path | None = None) -> sh.RunningCommand:
+    """Start ``argv`` in the background (for a VM); the caller stops it with :func:`stop`.
+
+    ``stderr`` keeps what the command says on its standard error in that file, so a caller
+    can show it when the command ends before it should (:func:`exit_status`, :func:`tail`)."""
     args = [os.fspath(a) for a in argv]
     log.debug("+ %s &", shlex.join(args))
+    err: str | int = os.fspath(stderr) if stderr is not None else os.devnull
     running: sh.RunningCommand = _command(args[0])(
         *args[1:], _env=_environment(env), _bg=True, _bg_exc=False, _new_session=True,
-        _out=os.devnull, _err=os.devnull)
+        _out=os.devnull, _err=err)
     return running
+
+
+def exit_status(process: sh.RunningCommand) -> int | None:
+    """A background command's exit status once it has ended (negative: the signal that
+    killed it), or None while it runs."""
+    if process.is_alive():
+        return None
+    status: int | None = process.process.exit_code
+    return status
+
+
+def tail(path: Path, lines: int = 5) -> str:
+    """The last non-empty ``lines`` of a command's output file, joined with ' | '."""
+    try:
+        text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        return ""
+    return " | ".join([ln.strip() for ln in text.splitlines() if ln.strip()][-lines:])

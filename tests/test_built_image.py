@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.boottest import BootSpec, boot
+from ewindow_image.boottest import BootSpec, BootTestError, boot
 from ewindow_image.config import ConfigLayers, load_config
 
 from .conftest import Built, requires_root, sh
@@ -178,6 +178,20 @@ def test_boots_on_qemu_virt_and_grows_the_root(built: Built) -> None:
     assert int(report["root_kib"]) > root_size_kib + 400 * 1024
     assert "10.0.2.15/24" in report["addresses"]  # DHCP from qemu's user network
     assert report["kernel"] == built.info["image"]["kernel"]  # type: ignore[index]
+
+
+@pytest.mark.boot
+def test_qemu_that_exits_early_is_reported_with_its_status_and_stderr(built: Built) -> None:
+    # qemu refuses a malformed NIC address at start-up: the error must say that qemu ended,
+    # with its exit status and its own message, within seconds, not "no boot report within
+    # 300 s" with an empty console.
+    with pytest.raises(BootTestError) as caught:
+        boot(built.image, BootSpec(machine="virt", timeout=300, mac="not-a-mac"))
+    message = str(caught.value)
+    assert re.search(r"virt: qemu exited with status 1 after \d+\.\d s, before the boot report", message)
+    assert "not-a-mac" in message  # qemu's own words about the bad property
+    seconds = float(re.search(r"after (\d+\.\d) s", message).group(1))  # type: ignore[union-attr]
+    assert seconds < 60
 
 
 @pytest.mark.boot

@@ -31,8 +31,9 @@ ARGV_NAMES = re.compile(r"argv|command|cmd|ssh|tool|netns")
 PROGRAM = re.compile(r"^[a-z][a-z0-9.+_-]*$")
 SHELL_SEPARATORS = re.compile(r"&&|\|\||;|\||\{|\}|\(|\)|!")
 SHELL_BUILTINS = {":", "test", "echo", "exit", "[", "true", "false", "cd", "set"}
-# What a fresh clone needs before `make` can run at all (README: git clone, then make).
-PREREQUISITES = {"git", "make"}
+# What a fresh clone needs before `make` can run at all (README: git clone, then make), and
+# apt, which every Debian root has (mmdebstrap's minbase too) and which installs the rest.
+PREREQUISITES = {"git", "make", "apt"}
 # Built from source by the project itself (packages/), never from Debian.
 BUILT_HERE = {"peervpn", "cjdroute"}
 # A test that a missing program is reported cleanly calls one that must not exist.

@@ -139,7 +139,8 @@ def test_partitions_and_small_cards_are_refused() -> None:
 
 @requires_root
 def test_flash_refuses_the_hosts_own_disk(tmp_path: Path) -> None:
-    root_source = subprocess.run(["findmnt", "-n", "-o", "SOURCE", "/"], capture_output=True,
+    # --nofsroot: in a chroot on a bind mount (.ci/run) SOURCE is "/dev/vda[/path/to/root]"
+    root_source = subprocess.run(["findmnt", "-n", "--nofsroot", "-o", "SOURCE", "/"], capture_output=True,
                                  text=True, check=True).stdout.strip()
     disk = subprocess.run(["lsblk", "-n", "-d", "-p", "-o", "PKNAME", root_source], capture_output=True,
                           text=True, check=False).stdout.strip() or root_source

@@ -15,20 +15,26 @@ HOSTNAME_ARG := $(if $(WINDOW_NAME),--hostname $(WINDOW_NAME))
 CONFIG_ARGS := $(foreach f,$(SITE),-c $(f)) $(foreach s,$(SET),--set $(s))
 BUILD_ARGS := $(CONFIG_ARGS) --out $(OUT)
 
-# Debian packages of the build host (see README "What make image installs").
+# Debian packages of the build host (see README "What make image installs"). The source
+# packages (packages/: PeerVPN, cjdns) build with Debian's compilers: the host's gcc and the
+# cross gcc for the other architecture; cjdns' build runs on nodejs and python3.
+CROSS_GCC := $(if $(filter aarch64,$(shell uname -m)),gcc-x86-64-linux-gnu,gcc-aarch64-linux-gnu)
 HOST_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test dosfstools mtools \
 	fdisk e2fsprogs bmap-tools zstd xz-utils qemu-system-arm python3-venv util-linux \
-	passwd systemd
+	passwd systemd gcc $(CROSS_GCC) nodejs git
 # Extra packages for the tests.
 TEST_PACKAGES := $(HOST_PACKAGES) shellcheck device-tree-compiler cpio openssh-client \
 	iputils-ping iproute2 nftables tinc yggdrasil dpkg-dev gnupg
 
-.PHONY: image flash test test-fast boot-test plan config lint bench host-deps test-deps venv clean help
+ARCH ?=
+
+.PHONY: image packages flash test test-fast boot-test plan config lint bench host-deps test-deps venv clean help
 
 help:
 	@echo "make image      build out/*.img and its artifacts (SITE=site.yaml SET='key=value ...')"
 	@echo "make test       run the whole test suite, including an image build and qemu boots"
 	@echo "make flash      DEVICE=/dev/sdX SITE=site.yaml [WINDOW_NAME=name]: write and personalise a card"
+	@echo "make packages   PeerVPN and cjdns .debs from source into OUT/packages ([ARCH=amd64|arm64], for hubs)"
 	@echo "make plan       show which stages would rebuild and why (changes nothing)"
 	@echo "make boot-test  boot the built image under qemu (virt and raspi3b)"
 	@echo "make config     print the resolved config"
@@ -36,6 +42,9 @@ help:
 
 image: host-deps venv
 	$(SUDO) $(PY) build.py build $(BUILD_ARGS)
+
+packages: host-deps venv
+	$(SUDO) $(PY) build.py packages $(CONFIG_ARGS) $(if $(ARCH),--arch $(ARCH)) --out $(OUT)/packages
 
 # Writes the built image with bmaptool, then the card's deployment settings (SITE's keys,
 # Wi-Fi, VPN secrets). Refuses the system disk, mounted and non-removable disks (FORCE=1).

@@ -90,8 +90,12 @@ def write_text_artifact(path: Path, text: str) -> None:
     publish(path)
 
 
-def write_manifest(path: Path, packages: Iterable[tuple[str, str, str]]) -> None:
-    write_text_artifact(path, "".join(f"{n}\t{v}\t{a}\n" for n, v, a in packages))
+def write_manifest(path: Path, packages: Iterable[tuple[str, str, str]],
+                   built_from_source: dict[str, str] | None = None) -> None:
+    """name, version, architecture; a fourth column for the packages built from source."""
+    origin = built_from_source or {}
+    write_text_artifact(path, "".join(f"{n}\t{v}\t{a}" + (f"\t{origin[n]}" if n in origin else "") + "\n"
+                                      for n, v, a in packages))
 
 
 def write_build_info(path: Path, info: dict[str, Any]) -> None:

@@ -90,7 +90,9 @@ def publish_artifacts(cfg: Config, tree: Path, paths: art.ArtifactPaths, info: d
         timed(f"compress {kind}", art.compress_argv(kind, level, paths.image, art.partial(target)))
         art.publish(target)
     packages = parse_manifest(run(dpkg_manifest_argv(tree), capture=True))
-    art.write_manifest(paths.manifest, packages)
+    built = {p["name"]: f"built from {p['upstream']} (commit {p['commit']})"
+             for p in info.get("source_packages", [])}
+    art.write_manifest(paths.manifest, packages, built)
     produced = paths.all_for(cfg.image.compression)
     info["packages"] = len(packages)
     info["timings"] = {k: round(v, 1) for k, v in timings.items()}

@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """Command line: ``build.py COMMAND [-c site.yaml …] [--set key=value …]``.
 
-build, plan, config, cache: the image. personalise, flash: one card. identity, hosts,
-network init: the fleet. boot-test: qemu."""
+build, plan, config, cache: the image. packages: PeerVPN and cjdns from source (.debs for
+hubs). personalise, flash: one card. identity, hosts, network init: the fleet. boot-test: qemu."""
 
 from __future__ import annotations
 
@@ -51,6 +51,17 @@ def make_parser() -> argparse.ArgumentParser:
     _common(plan)
     plan.add_argument("--out", type=Path, default=REPO_ROOT / "out", help="artifact folder")
     plan.add_argument("--cache-dir", type=Path, default=None)
+
+    pkgs = sub.add_parser("packages", help="build the source packages (PeerVPN, cjdns) as .debs, e.g. "
+                                           "for a hub; writes DIR/*.deb")
+    _common(pkgs)
+    pkgs.add_argument("--arch", default=None, help="amd64 or arm64 (default: this machine's)")
+    pkgs.add_argument("--suite", default=None,
+                      help="Debian release to link against (default: this machine's for its own "
+                           "architecture, the image's suite otherwise)")
+    pkgs.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the .debs go")
+    pkgs.add_argument("--cache-dir", type=Path, default=None)
+    pkgs.add_argument("names", nargs="*", help="recipes to build (default: all in packages/)")
 
     cache = sub.add_parser("cache", help="list or prune the stage cache")
     cache.add_argument("action", choices=["list", "prune"])
@@ -119,6 +130,33 @@ def cmd_plan(args: argparse.Namespace) -> int:
     cfg = load(args)
     cache = StageCache(args.cache_dir or default_cache_dir())
     print("\n".join(describe(cfg, RepoPaths(REPO_ROOT), cache, args.out)))
+    return 0
+
+
+def cmd_packages(args: argparse.Namespace) -> int:
+    import shutil
+
+    from .packages.service import SourcePackages
+    from .packages.toolchain import Target, host_arch, host_suite
+
+    cfg = load(args)
+    arch = args.arch or host_arch()
+    suite = args.suite or (host_suite() if arch == host_arch() else cfg.suite.value)
+    try:
+        target = Target(arch, suite)
+    except EWindowError as exc:
+        raise ConfigError("--arch", "", str(exc)) from None
+    cache = StageCache(args.cache_dir or default_cache_dir())
+    sources = SourcePackages(cfg, REPO_ROOT / "packages", cache.root)
+    unknown = [n for n in args.names if n not in sources.recipes]
+    if unknown:
+        raise ConfigError("packages", "", f"no recipe for {', '.join(unknown)} "
+                          f"(packages/: {', '.join(sorted(sources.recipes))})")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for planned in sources.plan(args.names or sorted(sources.recipes), target):
+        deb = sources.ensure(planned)
+        shutil.copyfile(deb, args.out / deb.name)
+        print(args.out / deb.name)
     return 0
 
 
@@ -298,6 +336,7 @@ def cmd_hosts(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"build": cmd_build, "config": cmd_config, "plan": cmd_plan, "cache": cmd_cache,
+            "packages": cmd_packages,
             "identity": cmd_identity, "boot-test": cmd_boot_test, "personalise": cmd_personalise,
             "flash": cmd_flash, "network": cmd_network, "hosts": cmd_hosts}
 

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from firstboot.vpn import peervpn as peervpn_rules
+
 from .errors import ConfigError
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
@@ -159,6 +161,7 @@ class CjdnsClientConfig:
 class CjdnsConfig:
     peers: tuple[CjdnsPeerConfig, ...]
     beacon_interfaces: tuple[str, ...]
+    udp_beacon: bool  # LAN auto-peering over UDP: open to any cjdns node on that LAN
     gateway_public_key: str
     clients: tuple[CjdnsClientConfig, ...]
 
@@ -227,6 +230,13 @@ class AgentConfig:
 
 
 @dataclass(frozen=True)
+class SourcesConfig:
+    """Where the source packages' upstream archives come from (README "Built from source")."""
+
+    mirrors: tuple[str, ...]  # folders or URLs tried in order before upstream
+
+
+@dataclass(frozen=True)
 class BuildConfig:
     qemu_cpu: str
     cache_max_size: str  # after each build, least recently used snapshots go beyond this; "" = no limit
@@ -248,6 +258,7 @@ class Config:
     wifi: WifiConfig
     secrets_file: str
     agent: AgentConfig
+    sources: SourcesConfig
     build: BuildConfig
     # Where relative paths in the site file are resolved; not a YAML key.
     base_dir: Path = field(default=Path("."), compare=False)
@@ -325,6 +336,10 @@ def _check_config(cfg: Config, sources: Mapping[str, str]) -> None:
         if not (cfg.base_dir / repo.key_file).expanduser().is_file():
             fail(f"{key}.key_file",
                  f"{cfg.base_dir / repo.key_file}: no such file (the repository's signing key)")
+    for index, mirror in enumerate(cfg.sources.mirrors):
+        if not mirror or any(c.isspace() for c in mirror) or (
+                "://" in mirror and not mirror.startswith(("http://", "https://", "file://"))):
+            fail(f"sources.mirrors[{index}]", f"'{mirror}' is not a folder or an http(s):// or file:// URL")
     if not 0 <= cfg.apt.retries <= 20:
         fail("apt.retries", f"{cfg.apt.retries} is outside 0..20")
     for module in cfg.boot.extra_modules:
@@ -370,18 +385,23 @@ def _check_vpn(vpn: VpnConfig, fail: typing.Callable[[str, str], typing.NoReturn
         fail("vpn.backends", "a backend is listed twice")
     if not (vpn.network_name and all(c.isalnum() or c in "_-" for c in vpn.network_name)):
         fail("vpn.network_name", f"'{vpn.network_name}' must be letters, digits, '-' and '_'")
-    if VpnBackend.peervpn in vpn.backends and vpn.psk and (
-            len(vpn.psk) > 512 or any(c in vpn.psk for c in "#; \t")):
-        fail("vpn.psk", "PeerVPN's parser cuts values at '#', ';' and spaces and takes at most 512 "
-             "characters; build.py network init makes one that fits")
+    # The same checks firstboot makes on the window (firstboot/vpn/peervpn.py), so nothing
+    # is accepted here that the window refuses later.
+    if VpnBackend.peervpn in vpn.backends and vpn.psk:
+        try:
+            peervpn_rules.check_psk(vpn.psk)
+        except ValueError:
+            fail("vpn.psk", f"PeerVPN's parser cuts values at '#', ';' and white space and takes at most "
+                 f"{peervpn_rules.MAX_VALUE} characters; build.py network init makes one that fits")
     for index, hub in enumerate(vpn.tinc.hubs):
         if VpnBackend.tinc in vpn.backends and "BEGIN RSA PUBLIC KEY" not in hub.public_key:
             fail(f"vpn.tinc.hubs[{index}].public_key",
                  "the hub's RSA public key block (from its hosts/ file)")
-    for index, initpeer in enumerate(vpn.peervpn.initpeers):
-        parts = initpeer.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            fail(f"vpn.peervpn.initpeers[{index}]", f"'{initpeer}' is not 'HOST PORT'")
+    try:
+        peervpn_rules.check_initpeers(vpn.peervpn.initpeers)
+    except ValueError as exc:
+        key, _, message = str(exc).partition(": ")
+        fail(key, message)
 
 
 def _check_identity(identity: IdentityConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,9 @@ from .cache import StageCache, remove_tree
 from .config import Config, template_context
 from .errors import EWindowError
 from .lint import lint_tree
+from .localdebs import LocalDeb, from_folder
 from .log import log, step
+from .packages.service import PlannedPackage, SourcePackages
 from .runner import run
 from .stagerun import StageContext, run_stage, stage_inputs, stage_key
 from .stages import Stage, load_stages
@@ -43,12 +46,16 @@ class RepoPaths:
     def overlays(self) -> Path:
         return self.root / "overlays"
 
+    @property
+    def packages(self) -> Path:
+        return self.root / "packages"
+
     def copy_to(self, target: Path) -> RepoPaths:
         """Copy what a build reads (the builder, stages, overlays) to ``target``; tests and
         benchmarks edit the copy, never the checkout."""
         target.mkdir(parents=True)
         shutil.copy2(self.root / "build.py", target / "build.py")
-        for name in ("ewindow_image", "firstboot", "hardware", "stages", "overlays"):
+        for name in ("ewindow_image", "firstboot", "hardware", "stages", "overlays", "packages"):
             if not (self.root / name).is_dir():
                 continue
             shutil.copytree(self.root / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -84,23 +91,41 @@ def artifact_paths(cfg: Config, out_dir: Path) -> ArtifactPaths:
     return ArtifactPaths(out_dir, f"{cfg.image.name}-{cfg.suite}-{cfg.arch}")
 
 
+@dataclass(frozen=True)
+class BuildPlan:
+    stages: list[PlannedStage]
+    packages: list[PlannedPackage]  # built from source for this image
+    ctx: StageContext
+    sources: SourcePackages
+
+
 def stage_context(cfg: Config, repo: RepoPaths, cache: StageCache) -> StageContext:
     return StageContext(cfg=cfg, repo_dir=repo.root, overlays_dir=repo.overlays, deb_cache=cache.debs,
                         template_context=template_context(cfg), apt=AptResolver(cfg, cache.root))
 
 
-def plan(cfg: Config, repo: RepoPaths, cache: StageCache) -> list[PlannedStage]:
-    """Load the stages and compute each one's key. Reads files, and asks the mirror which
-    package versions the stages would install (apt indexes kept in the cache)."""
+def plan(cfg: Config, repo: RepoPaths, cache: StageCache) -> BuildPlan:
+    """Load the stages and compute each one's key, and the keys of the source packages they
+    install. Reads files, and asks the mirror which package versions the stages would install
+    and the packages would build against (apt indexes kept in the cache); builds nothing."""
     ctx = stage_context(cfg, repo, cache)
+    stages = load_stages(repo.stages, ctx.template_context)
+    wanted = list(dict.fromkeys(p for stage in stages for p in stage.packages))
+    admin = from_folder(cfg, wanted)
+    sources = SourcePackages(cfg, repo.packages, cache.root)
+    packages = sources.plan([p for p in wanted if p in sources.recipes and p not in admin],
+                            sources.image_target(), shared_resolver=ctx.apt)
+    built = {p.recipe.name: LocalDeb(p.deb, f"built from source: {p.deb.name} {p.key[:16]}")
+             for p in packages}
+    ctx = dataclasses.replace(ctx, local_debs={**built, **admin})
     planned = []
     previous = f"ewindow-image {__version__}"
-    for stage in load_stages(repo.stages, ctx.template_context):
+    for stage in stages:
         inputs = stage_inputs(stage, ctx)
         key = stage_key(previous, inputs)
         planned.append(PlannedStage(stage, key, inputs))
         previous = key
-    return planned
+    return BuildPlan(planned, packages, ctx, sources)
 
 
 @contextmanager
@@ -121,7 +146,8 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
     paths = artifact_paths(cfg, out_dir)
     with exclusive(cache.root / "build.lock"):
         with step("plan"):
-            planned = plan(cfg, repo, cache)
+            build_plan = plan(cfg, repo, cache)
+            planned = build_plan.stages
         previous = read_build_info(paths)
         if use_cache and artifacts_current(cfg, paths, planned, previous):
             log.info("nothing to do: %s is up to date", paths.image)
@@ -133,8 +159,16 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
             remove_tree(old)
         work = cache.work / f"build-{os.getpid()}"
         tree = work / "rootfs"
-        reports = run_stages(planned, stage_context(cfg, repo, cache), cache, tree,
-                             use_cache=use_cache)
+        by_name = {p.recipe.name: p for p in build_plan.packages}
+
+        def build_packages(stage: Stage) -> None:
+            """Source packages only for a stage that runs: a cached 35-vpn needs none."""
+            for name in stage.packages:
+                if name in by_name:
+                    build_plan.sources.ensure(by_name[name])
+
+        reports = run_stages(planned, build_plan.ctx, cache, tree, use_cache=use_cache,
+                             before_stage=build_packages)
         timings: dict[str, float] = {f"stage {r.name}": r.seconds for r in reports}
         with step("lint the image tree"):
             check_golden(cfg, tree)
@@ -144,6 +178,7 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
             layout = assemble_image(cfg, tree, work / "bootfs", paths)
             timings["assemble image"] = time.monotonic() - start
         info = build_info(cfg, repo, reports, layout_info=layout)
+        info["source_packages"] = [p.pin() for p in build_plan.packages]
         with step("write artifacts"):
             publish_artifacts(cfg, tree, paths, info, timings)
         remove_tree(work)
@@ -197,7 +232,8 @@ def package_digest() -> str:
 
 
 def run_stages(planned: list[PlannedStage], ctx: StageContext, cache: StageCache, tree: Path,
-               *, use_cache: bool) -> list[StageReport]:
+               *, use_cache: bool, before_stage: Callable[[Stage], None] = lambda stage: None
+               ) -> list[StageReport]:
     reports: list[StageReport] = []
     resume_at = 0
     if use_cache:
@@ -217,6 +253,7 @@ def run_stages(planned: list[PlannedStage], ctx: StageContext, cache: StageCache
     else:
         remove_tree(tree)
     for item in planned[resume_at:]:
+        before_stage(item.stage)
         start = time.monotonic()
         with step(f"stage {item.stage.name}: {item.stage.description}"):
             did = run_stage(item.stage, ctx, tree)

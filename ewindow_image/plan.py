@@ -90,10 +90,18 @@ def explain(planned: list[PlannedStage], cache: StageCache,
 
 def describe(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path) -> list[str]:
     paths: ArtifactPaths = artifact_paths(cfg, out_dir)
-    planned = plan(cfg, repo, cache)
+    build_plan = plan(cfg, repo, cache)
+    planned = build_plan.stages
     previous = read_build_info(paths)
     plans = explain(planned, cache, previous)
     lines = [f"{cfg.suite} {cfg.arch} image, cache {cache.root}", ""]
+    for package in build_plan.packages:
+        state = "cached" if package.cached else "build"
+        lines.append(f"  {'package ' + package.recipe.name:<22} {state:<8} {package.recipe.deb_version} "
+                     f"for {package.target.label}, from source ({package.recipe.source.commit[:12]})")
+        if not package.cached:
+            lines += [f"  {'':<22} {'':<8} - {reason}" for reason in
+                      build_plan.sources.reasons(package)[:MAX_REASONS]]
     for p in plans:
         state = "cached" if p.cached else "rebuild"
         lines.append(f"  {p.name:<14} {state:<8} {p.description}")

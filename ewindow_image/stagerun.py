@@ -10,7 +10,8 @@ sources and options. Equal keys mean equal trees, so a finished stage is reused 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ class StageContext:
     deb_cache: Path
     template_context: dict[str, Any]
     apt: AptResolver | None = None  # None: keys without the mirror's state (unit tests)
+    # package name → .deb installed instead of the mirror's (built from source, or the admin's)
+    local_debs: Mapping[str, localdebs.LocalDeb] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -78,8 +81,8 @@ def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, str]:
     for d in dirs:
         inputs[f"directory {d.path}"] = _sha(f"{d.mode:o}:{d.owner}:{d.group}".encode())
     if stage.packages:
-        localdebs.check_available(ctx.cfg, stage.packages)
-        local = {name: deb for name in stage.packages if (deb := localdebs.find(ctx.cfg, name))}
+        localdebs.check_available(ctx.cfg, stage.packages, ctx.local_debs)
+        local = {name: ctx.local_debs[name] for name in stage.packages if name in ctx.local_debs}
         from_mirror = tuple(name for name in stage.packages if name not in local)
         sources = "\n".join(rootfs_cmds.apt_sources(ctx.cfg) + rootfs_cmds.apt_options(ctx.cfg))
         inputs["apt sources"] = _sha(sources.encode())
@@ -93,7 +96,7 @@ def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, str]:
         elif from_mirror:
             inputs.update({f"package {name}": "requested" for name in from_mirror})
         for name, deb in local.items():
-            inputs[f"package {name}"] = f"{deb.name} {localdebs.digest(deb)[:16]}"
+            inputs[f"package {name}"] = deb.identity
     inputs["builder code"] = builder_digest()
     inputs["QEMU_CPU"] = ctx.cfg.build.qemu_cpu
     return inputs
@@ -129,11 +132,13 @@ def run_stage(stage: Stage, ctx: StageContext, tree: Path) -> list[str]:
                  rootfs_cmds.extra_repo_files(ctx.cfg).items()]
         if extra:
             install_files(tree, extra, [])
-        names = [f"{localdebs.CHROOT_DIR}/{deb.name}" if (deb := localdebs.find(ctx.cfg, name)) else name
-                 for name in stage.packages]
+        local = [ctx.local_debs[name] for name in stage.packages if name in ctx.local_debs]
+        names = [f"{localdebs.CHROOT_DIR}/{ctx.local_debs[name].path.name}" if name in ctx.local_debs
+                 else name for name in stage.packages]
         binds = [(ctx.deb_cache, "/var/cache/apt/archives")]
-        if (local_dir := localdebs.folder(ctx.cfg)) is not None and local_dir.is_dir():
-            binds.append((local_dir, localdebs.CHROOT_DIR))
+        if local:
+            staged = localdebs.stage_folder(local, tree.parent / "local-debs")
+            binds.append((staged, localdebs.CHROOT_DIR))
         install = rootfs_cmds.chroot_argv(tree, rootfs_cmds.apt_install_script(ctx.cfg, names), binds=binds)
         # apt-get install is safe to repeat in place after a failed download.
         with_retries(lambda: run(install, env=env), attempts=attempts, what=f"stage {stage.name}")

@@ -39,15 +39,18 @@ class Paths:
     synchronized: Path = facts.SYNCHRONIZED
     requests: Path = actions.REQUEST_DIR
     vpn_state: Path = Path("/run/ewindow/vpn")
+    vpn_active: Path = Path("/var/lib/ewindow/vpn/active.json")  # written by firstboot
     identity: Path = Path("/var/lib/ewindow/identity.json")
 
 
 def slow_checks(config: AgentConfig, paths: Paths) -> dict[str, Any]:
     """Internet and VPN: seconds each, so they run outside the main loop."""
     probe = config.probe
+    active = facts.active_backends(paths.vpn_active, probe.vpn_backends)
     return {"internet": facts.internet(probe.internet_url, probe.internet_expect),
-            "vpn_up": facts.vpn_up(probe.vpn_backends, probe.vpn_targets, paths.vpn_state, probe.tap,
-                                   paths.sys)}
+            "vpn_configured": bool(active),
+            "vpn_up": bool(active) and facts.vpn_up(active, probe.vpn_targets, paths.vpn_state, probe.tap,
+                                                    paths.sys)}
 
 
 class Agent:
@@ -60,7 +63,8 @@ class Agent:
         self.player = PatternPlayer(indicator.show, {**(patterns or PATTERNS), **HOLD_PATTERNS}, scale)
         self.classifier = PressClassifier(config.button, clock)
         self.checks = checks or (lambda: slow_checks(config, paths))
-        self.facts = Facts(vpn_configured=bool(config.probe.vpn_backends))
+        self.facts = Facts(vpn_configured=bool(facts.active_backends(paths.vpn_active,
+                                                                     config.probe.vpn_backends)))
         self.down_since: float | None = None
         self.identify_until = 0.0
         self.next_check = 0.0

@@ -82,11 +82,23 @@ def clock_synced(path: Path = SYNCHRONIZED) -> bool:
 LAYER2 = ("tinc", "peervpn")  # the backends on tap0
 
 
+def active_backends(active_file: Path, baked_in: Sequence[str]) -> tuple[str, ...]:
+    """The backends this card set up (firstboot's active.json), of those in the image. Before
+    firstboot ever wrote it (an image older than the file): all of them."""
+    try:
+        listed = json.loads(active_file.read_text()).get("backends", [])
+    except FileNotFoundError:
+        return tuple(baked_in)
+    except (OSError, ValueError, AttributeError):
+        return ()
+    return tuple(b for b in baked_in if b in listed)
+
+
 def vpn_up(backends: Sequence[str], targets: Sequence[str], state_dir: Path = Path("/run/ewindow/vpn"),
            tap: str = "tap0", sys_root: Path = Path("/sys")) -> bool:
     """Up when a backend counts peers or a target answers; on tap0 without configured
     targets, when another window answers ``ping ff02::1%tap0`` (the original's check)."""
-    if any(vpnprobe.probe(b, targets, state_dir=state_dir).up for b in backends):
+    if any(vpnprobe.probe(b, targets, state_dir=state_dir, tap=tap).up for b in backends):
         return True
     layer2 = any(b in LAYER2 for b in backends) and (sys_root / "class/net" / tap).exists()
     return not targets and layer2 and bool(vpnprobe.responders(tap))

@@ -15,6 +15,8 @@ from ewindow_image.cache import default_cache_dir
 
 REPO = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
+# The local mirror of upstream source archives beside the checkout (nothing else reachable)
+SHARED_SOURCES = REPO.parent / "shared" / "sources"
 
 
 @pytest.fixture
@@ -144,3 +146,39 @@ def share_snapshots(cache: Path, stages: tuple[str, ...] = ("00-base", "10-boot"
             main.mkdir(parents=True, exist_ok=True)
             subprocess.run(["mv", str(entry), str(main / entry.name)], check=True)
             entry.symlink_to(main / entry.name)
+
+
+def source_mirrors() -> tuple[str, ...]:
+    """Where the tests fetch upstream sources: EWINDOW_SOURCE_MIRRORS (read by the builder
+    itself), else shared/sources beside the checkout."""
+    if os.environ.get("EWINDOW_SOURCE_MIRRORS") or not SHARED_SOURCES.is_dir():
+        return ()
+    return (str(SHARED_SOURCES),)
+
+
+@pytest.fixture(scope="session")
+def source_binaries(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real PeerVPN and cjdroute: packages/ built for this machine's architecture and
+    release by the builder's own code (cached in the stage cache's folder), unpacked. Returns
+    the folder with peervpn and cjdroute."""
+    import dataclasses
+
+    from ewindow_image.config import load_config
+    from ewindow_image.packages.service import SourcePackages
+    from ewindow_image.packages.toolchain import Target, host_arch, host_suite
+
+    cfg = load_config()
+    cfg = dataclasses.replace(cfg, sources=dataclasses.replace(cfg.sources, mirrors=source_mirrors()))
+    packages = SourcePackages(cfg, REPO / "packages", default_cache_dir())
+    root = tmp_path_factory.mktemp("source-packages")
+    for planned in packages.plan(sorted(packages.recipes), Target(host_arch(), host_suite())):
+        deb = packages.ensure(planned)
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root / "usr/sbin"
+
+
+@pytest.fixture
+def daemons_on_path(source_binaries: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """PATH with the source-built daemons first, for the code that runs them by name."""
+    monkeypatch.setenv("PATH", f"{source_binaries}:{os.environ.get('PATH', '')}")
+    return source_binaries

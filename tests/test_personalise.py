@@ -64,7 +64,8 @@ def test_personalise_writes_what_firstboot_reads(tmp_path: Path, site: Path) -> 
     assert result.returncode == 0, result.stderr
     data = json.loads(card_file(image, "deployment.json"))
     assert data["hostname"] == "lab-window" and data["admin"]["authorized_keys"] == [KEY]
-    assert data["vpn"]["backends"] == [] and data["vpn"]["psk"] == "psk-from-network-init-123"
+    assert data["vpn"]["backends"] == ["peervpn", "cjdns"]  # the default image's
+    assert data["vpn"]["psk"] == "psk-from-network-init-123"
     assert data["wifi"]["networks"] == [{"ssid": "partner-space", "psk": "wifi passphrase 9"}]
     # again, without a host name: the file is replaced, not duplicated
     assert cli("personalise", str(image), "-c", str(site)).returncode == 0

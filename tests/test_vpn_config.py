@@ -121,36 +121,53 @@ def test_yggdrasil_keeps_keys_and_sets_the_site_keys() -> None:
     assert conf["NodeInfo"] == {"name": "ewindow-2735ed"} and conf["AdminListen"] == base["AdminListen"]
 
 
-def test_cjdns_closed_network_and_gateway_model() -> None:
-    generated = {
-        "publicKey": "pk.k",
-        "ipv6": "fc00::1",
-        "router": {"dnsSeeds": ["seed.pns.cjdns.fr"]},
-        "interfaces": {
-            "UDPInterface": [{"bind": "0.0.0.0:1234"}, {"bind": "[::]:1234"}],
-            "_disabled_ETHInterface": [{"bind": "all"}],
-        },
-    }
+def real_genconf() -> dict[str, object]:
+    """What the real cjdroute (built from packages/cjdns) generates, as strict JSON."""
+    generated = subprocess.run(cjdns.genconf_argv(), capture_output=True, text=True, check=True).stdout
+    clean = subprocess.run(cjdns.cleanconf_argv(), input=generated, capture_output=True, text=True,
+                           check=True).stdout
+    data = json.loads(clean)
+    assert isinstance(data, dict)
+    return data
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("daemons_on_path")
+def test_cjdns_config_from_the_real_genconf_is_closed_and_has_the_gateway_under_router() -> None:
+    generated = real_genconf()
+    # what genconf gives, and the configure step has to change
+    udp = generated["interfaces"]["UDPInterface"]  # type: ignore[index]
+    assert udp[0]["beacon"] == 2 and udp[0]["beaconDevices"] == ["all"]
+    assert generated["admin"]["password"] == "NONE"  # type: ignore[index]
+    assert "ipTunnel" in generated["router"] and "ipTunnel" not in generated  # type: ignore[operator]
     peers = (
         CjdnsPeer("203.0.113.7:1234", "hub.k", "pw1", "hub"),
         CjdnsPeer("[2001:db8::7]:1234", "hub.k", "pw2"),
     )
-    conf = cjdns.configure(
-        generated,
-        node(
-            backends=("cjdns",),
-            cjdns_peers=peers,
-            cjdns_beacon_interfaces=("eth0",),
-            cjdns_gateway_key="gw.k",
-        ),
-    )
-    assert "dnsSeeds" not in conf["router"]
+    window = node(backends=("cjdns",), cjdns_peers=peers, cjdns_gateway_key="gw.k")
+    conf = cjdns.configure(generated, window)
     assert conf["interfaces"]["UDPInterface"][0]["connectTo"] == {
         "203.0.113.7:1234": {"password": "pw1", "publicKey": "hub.k", "peerName": "hub"}
     }
     assert list(conf["interfaces"]["UDPInterface"][1]["connectTo"]) == ["[2001:db8::7]:1234"]
-    assert conf["interfaces"]["ETHInterface"] == [{"bind": "eth0", "beacon": 2, "connectTo": {}}]
-    assert conf["ipTunnel"] == {"allowedConnections": [], "outgoingConnections": ["gw.k"]}
+    # closed: no UDP beacon, no ETH interface, no DNS seeds
+    assert conf["interfaces"]["UDPInterface"][0]["beacon"] == 0
+    assert "beaconDevices" not in conf["interfaces"]["UDPInterface"][0]
+    assert "ETHInterface" not in conf["interfaces"] and "_disabled_ETHInterface" not in conf["interfaces"]
+    assert "dnsSeeds" not in conf["router"]
+    # the gateway model where cjdroute reads it
+    assert conf["router"]["ipTunnel"] == {"allowedConnections": [], "outgoingConnections": ["gw.k"]}
+    assert "ipTunnel" not in conf
+    # a per-window admin password, kept when firstboot runs again; logs to the journal
+    password = conf["admin"]["password"]
+    assert len(password) == 32 and password != "NONE"
+    assert cjdns.configure(conf, window)["admin"]["password"] == password
+    assert conf["logging"] == {"logTo": "stdout"} and conf["pipe"] == "/run/ewindow/vpn/cjdroute.sock"
+    # opted in: the LAN beacons, open to any cjdns node there
+    opened = cjdns.configure(generated, node(backends=("cjdns",), cjdns_udp_beacon=True,
+                                             cjdns_beacon_interfaces=("eth0",)))
+    assert opened["interfaces"]["UDPInterface"][0]["beacon"] == 2
+    assert opened["interfaces"]["ETHInterface"] == [{"bind": "eth0", "beacon": 2, "connectTo": {}}]
     gateway = cjdns.configure(
         generated,
         node(
@@ -159,10 +176,42 @@ def test_cjdns_closed_network_and_gateway_model() -> None:
             cjdns_gateway_clients=({"public_key": "client.k", "ip4_address": "10.66.0.2", "ip4_prefix": 0},),
         ),
     )
-    assert gateway["ipTunnel"]["allowedConnections"] == [
+    assert gateway["router"]["ipTunnel"]["allowedConnections"] == [
         {"publicKey": "client.k", "ip4Address": "10.66.0.2", "ip4Prefix": 0}
     ]
-    assert generated["router"] == {"dnsSeeds": ["seed.pns.cjdns.fr"]}  # the input is not changed
+    assert generated["interfaces"]["UDPInterface"][0]["beacon"] == 2  # type: ignore[index]
+
+
+def test_peervpn_and_cjdns_start_only_with_their_settings(tmp_path: Path) -> None:
+    root = Root(pi_root(tmp_path))
+    bare = VpnSettings(backends=("peervpn", "cjdns"))
+    assert apply(root, VpnNode(WINDOW, WINDOW.hostname, bare), run) == {}
+    assert not (root / peervpn.CONF).exists() and not (root / cjdns.CONF).exists()
+    assert json.loads((root / "var/lib/ewindow/vpn/active.json").read_text()) == {"backends": []}
+    with_psk = VpnSettings(backends=("peervpn", "cjdns"), psk="a-psk-of-the-deployment-1",
+                           peervpn_initpeers=("203.0.113.7 7777",))
+    apply(root, VpnNode(WINDOW, WINDOW.hostname, with_psk), run)
+    assert (root / peervpn.CONF).stat().st_mode & 0o777 == 0o600
+    assert json.loads((root / "var/lib/ewindow/vpn/active.json").read_text()) == {"backends": ["peervpn"]}
+    # a card personalised again without the PSK: the old config goes, the LED says "not set up"
+    apply(root, VpnNode(WINDOW, WINDOW.hostname, bare), run)
+    assert not (root / peervpn.CONF).exists()
+    assert json.loads((root / "var/lib/ewindow/vpn/active.json").read_text()) == {"backends": []}
+
+
+def test_peervpn_psk_and_initpeers_within_its_parser_limits() -> None:
+    peervpn.check_psk("x" * 511)
+    for bad in ("x" * 512, "", "with space", "hash#", "semi;colon", "tab\t", "new\nline", "bell\x07"):
+        with pytest.raises(VpnSettingsError, match="vpn.psk"):
+            peervpn.check_psk(bad)
+    entries = ("203.0.113.7 7777", "h" * (511 - 17 - 5) + " 7777")  # joined: 511 characters
+    assert len(" ".join(entries)) == 511
+    peervpn.check_initpeers(entries)
+    with pytest.raises(VpnSettingsError, match="512 characters on one line; PeerVPN reads at most 511"):
+        peervpn.check_initpeers(("203.0.113.7 7777", "h" * (511 - 17 - 4) + " 7777"))
+    for bad in ("host", "host port", "host 70000", "host 7777 extra", "ho#st 7777"):
+        with pytest.raises(VpnSettingsError, match=r"initpeers\[0\]"):
+            peervpn.check_initpeers((bad,))
 
 
 def test_settings_from_json_name_the_field() -> None:

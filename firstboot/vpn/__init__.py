@@ -17,6 +17,7 @@ from ..identity import Identity
 
 BACKENDS = ("tinc", "yggdrasil", "peervpn", "cjdns")
 KEY_RECORD_DIR = "var/lib/ewindow/vpn"  # <backend>.pub: made once, never again
+ACTIVE_FILE = f"{KEY_RECORD_DIR}/active.json"  # the backends this card set up, for the agent
 
 
 class VpnSettingsError(ValueError):
@@ -55,6 +56,7 @@ class VpnSettings:
     peervpn_initpeers: tuple[str, ...] = ()  # "host port"
     cjdns_peers: tuple[CjdnsPeer, ...] = ()
     cjdns_beacon_interfaces: tuple[str, ...] = ()
+    cjdns_udp_beacon: bool = False  # LAN auto-peering over UDP: open to any cjdns node there
     cjdns_gateway_key: str = ""  # client role: route through this gateway (IpTunnel)
     cjdns_gateway_clients: tuple[dict[str, str], ...] = field(default=())  # gateway: pinned clients
 
@@ -81,6 +83,13 @@ def _int(data: dict[str, Any], key: str, default: int, where: str) -> int:
     value = data.get(key, default) or default
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
         raise VpnSettingsError(f"{where}{key}: expected a port number, got {value!r}")
+    return value
+
+
+def _bool(data: dict[str, Any], key: str, where: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise VpnSettingsError(f"{where}{key}: expected true or false")
     return value
 
 
@@ -128,6 +137,7 @@ def parse_vpn(data: dict[str, Any], where: str = "vpn.") -> VpnSettings:
         peervpn_initpeers=_strings(peervpn, "initpeers", f"{where}peervpn."),
         cjdns_peers=tuple(peers),
         cjdns_beacon_interfaces=_strings(cjdns, "beacon_interfaces", f"{where}cjdns."),
+        cjdns_udp_beacon=_bool(cjdns, "udp_beacon", f"{where}cjdns."),
         cjdns_gateway_key=str(cjdns.get("gateway_public_key") or ""),
         cjdns_gateway_clients=tuple(c for c in (cjdns.get("clients") or []) if isinstance(c, dict)),
     )

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..fsops import Root, fsync_dir
-from . import KEY_RECORD_DIR, VpnNode, cjdns, peervpn, tinc, tinc_name, yggdrasil
+from . import ACTIVE_FILE, KEY_RECORD_DIR, VpnNode, cjdns, peervpn, tinc, tinc_name, yggdrasil
 
 Run = Callable[..., str]  # run(argv, input_text=None) -> stdout; raises on failure
 
@@ -82,11 +82,21 @@ def apply_yggdrasil(root: Root, node: VpnNode, run: Run) -> dict[str, str]:
 
 
 def apply_peervpn(root: Root, node: VpnNode, run: Run) -> dict[str, str]:
+    if not peervpn.active(node):
+        # No PSK or no init peers on this card: no config, so its unit does not start (and
+        # one left from an earlier deployment goes: PeerVPN keeps no other state).
+        if (root / peervpn.CONF).exists():
+            (root / peervpn.CONF).unlink()
+            fsync_dir((root / peervpn.CONF).parent)
+            root.count_change()
+        return {}
     root.write(peervpn.CONF, peervpn.conf(node), mode=0o600)
     return {}
 
 
 def apply_cjdns(root: Root, node: VpnNode, run: Run) -> dict[str, str]:
+    if not cjdns.active(node):
+        return {}  # nothing to connect to: no keys made, no config, the unit does not start
     conf_path = root / cjdns.CONF
     if conf_path.exists():
         base = json.loads(conf_path.read_text())
@@ -102,8 +112,18 @@ APPLY = {"tinc": apply_tinc, "yggdrasil": apply_yggdrasil, "peervpn": apply_peer
 
 
 def apply(root: Root, node: VpnNode, run: Run) -> dict[str, str]:
-    """Every configured backend; returns what the window publishes about them."""
+    """Every configured backend; returns what the window publishes about them. Records which
+    backends have what they need to start (``active.json``): the status LED says "no VPN set
+    up" when none has."""
     public: dict[str, str] = {}
+    active = []
     for backend in node.settings.backends:
         public.update(APPLY[backend](root, node, run))
+        check = ACTIVE_CHECK.get(backend)
+        if check is None or check(node):
+            active.append(backend)
+    root.write(ACTIVE_FILE, json.dumps({"backends": active}) + "\n", mode=0o644)
     return public
+
+
+ACTIVE_CHECK: dict[str, Callable[[VpnNode], bool]] = {"peervpn": peervpn.active, "cjdns": cjdns.active}

@@ -18,17 +18,43 @@ CONF = "etc/peervpn/ewindow.conf"
 PEERS_LINE = re.compile(r"^\[(\d+)\] (\d+) peers connected\.$")
 
 
+# config.ic reads a value into a 512-byte buffer: 511 characters and the terminating NUL. A
+# 512-character value is accepted but left unterminated; a longer one is cut silently.
+MAX_VALUE = 511
+
+
 def check_psk(psk: str) -> None:
+    """The one check of a PeerVPN PSK: the builder's config, personalise and firstboot."""
     if not psk:
         raise VpnSettingsError("vpn.psk: PeerVPN needs a pre-shared key (build.py network init)")
-    if len(psk) > 512 or any(c in psk for c in "#; \t\r\n"):
-        raise VpnSettingsError("vpn.psk: PeerVPN's parser cuts values at '#', ';' and spaces, and "
-                               "takes at most 512 characters")
+    if len(psk) > MAX_VALUE or any(c in psk for c in "#;") or any(c.isspace() for c in psk) \
+            or not psk.isprintable():
+        raise VpnSettingsError(f"vpn.psk: PeerVPN's parser cuts values at '#', ';' and white space, "
+                               f"and takes at most {MAX_VALUE} characters")
+
+
+def check_initpeers(initpeers: tuple[str, ...]) -> None:
+    """``HOST PORT`` entries, all on one ``initpeers`` line of at most 511 characters."""
+    for index, entry in enumerate(initpeers):
+        parts = entry.split()
+        if len(parts) != 2 or not parts[1].isdigit() or not 0 < int(parts[1]) < 65536 or any(
+                c in entry for c in "#;") or not entry.isprintable():
+            raise VpnSettingsError(f"vpn.peervpn.initpeers[{index}]: '{entry[:80]}' is not 'HOST PORT'")
+    if len(" ".join(initpeers)) > MAX_VALUE:
+        raise VpnSettingsError(f"vpn.peervpn.initpeers: {len(' '.join(initpeers))} characters on one "
+                               f"line; PeerVPN reads at most {MAX_VALUE}")
+
+
+def active(node: VpnNode) -> bool:
+    """Started only with its settings: the PSK, and init peers unless it is the hub."""
+    settings = node.settings
+    return bool(settings.psk) and bool(settings.peervpn_initpeers or settings.role == "hub")
 
 
 def conf(node: VpnNode) -> str:
     settings = node.settings
     check_psk(settings.psk)
+    check_initpeers(settings.peervpn_initpeers)
     lines = ["# Written by ewindow-firstboot from the deployment settings; do not edit.",
              f"networkname {settings.network_name}", f"psk {settings.psk}", "enabletunneling yes",
              f"interface {node.tap}", f"port {settings.peervpn_port}", "enableipv4 yes", "enableipv6 yes"]

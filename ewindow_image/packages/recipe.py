@@ -1,0 +1,127 @@
+# SPDX-License-Identifier: MIT
+"""A source package's recipe: ``packages/<name>/package.yaml`` plus ``patches/*.patch``.
+
+The recipe says where the source comes from and what it is pinned to, how to build it and
+what goes into the package. Its build steps run as shell commands in the unpacked source with
+``CC``, ``AR``, ``RANLIB``, ``STRIP``, ``CFLAGS`` and ``LDFLAGS`` set for the target; they are
+part of this repository (trusted), never of a site file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import EWindowError
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+INSTALL_PATH = re.compile(r"^(usr|etc)/[A-Za-z0-9._/+-]+$")
+
+
+class RecipeError(EWindowError):
+    pass
+
+
+@dataclass(frozen=True)
+class SourcePin:
+    url: str  # upstream archive, "{commit}" filled in
+    file: str  # the archive's name on a mirror
+    commit: str
+    tree_sha256: str  # digest of the unpacked tree (source.tree_digest): same for any gzip of it
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    version: str  # upstream's
+    revision: str  # Debian revision: says it was built here, e.g. "0ewindow1"
+    summary: str
+    description: str
+    homepage: str
+    license: str  # SPDX identifier
+    copyright: str  # "YEARS HOLDER" lines for debian/copyright
+    source: SourcePin
+    build_depends: tuple[str, ...]  # Debian packages of the target, unpacked into the sysroot
+    build: tuple[str, ...]  # shell commands, run in the source tree
+    install: tuple[tuple[str, str], ...]  # (built file in the source tree, path in the package)
+    directory: Path
+
+    @property
+    def deb_version(self) -> str:
+        return f"{self.version}-{self.revision}"
+
+    @property
+    def patches(self) -> tuple[Path, ...]:
+        return tuple(sorted((self.directory / "patches").glob("*.patch")))
+
+    def deb_name(self, arch: str) -> str:
+        return f"{self.name}_{self.deb_version}_{arch}.deb"
+
+
+def _field(data: dict[str, Any], key: str, where: str, kind: type = str) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or (kind is str and not value):
+        raise RecipeError(f"{where}: {key}: missing or not a {kind.__name__}")
+    return value
+
+
+def _strings(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+    value = data.get(key) or []
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise RecipeError(f"{where}: {key}: expected a list of strings")
+    return tuple(value)
+
+
+def load_recipe(directory: Path) -> Recipe:
+    where = directory / "package.yaml"
+    try:
+        data = yaml.safe_load(where.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise RecipeError(f"{where}: {exc}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: expected a mapping")
+    name = _field(data, "name", str(where))
+    if not NAME.match(name) or name != directory.name:
+        raise RecipeError(f"{where}: name: '{name}' must be a Debian package name equal to the folder's")
+    src = _field(data, "source", str(where), dict)
+    commit = _field(src, "commit", f"{where}: source")
+    if not COMMIT.match(commit):
+        raise RecipeError(f"{where}: source.commit: '{commit}' is not a 40-digit commit id")
+    tree = _field(src, "tree_sha256", f"{where}: source")
+    if not SHA256.match(tree):
+        raise RecipeError(f"{where}: source.tree_sha256: not a sha256")
+    pin = SourcePin(url=_field(src, "url", f"{where}: source").format(commit=commit),
+                    file=_field(src, "file", f"{where}: source").format(commit=commit),
+                    commit=commit, tree_sha256=tree)
+    if "/" in pin.file:
+        raise RecipeError(f"{where}: source.file: a file name, not a path")
+    install = _field(data, "install", str(where), dict)
+    for built, target in install.items():
+        if not isinstance(target, str) or not INSTALL_PATH.match(target) or ".." in target.split("/"):
+            raise RecipeError(f"{where}: install.{built}: '{target}' is not a path under usr/ or etc/")
+        if not isinstance(built, str) or built.startswith("/") or ".." in built.split("/"):
+            raise RecipeError(f"{where}: install: '{built}' must be a path inside the source tree")
+    return Recipe(
+        name=name, version=str(_field(data, "version", str(where))),
+        revision=_field(data, "revision", str(where)), summary=_field(data, "summary", str(where)),
+        description=_field(data, "description", str(where)).strip(),
+        homepage=_field(data, "homepage", str(where)), license=_field(data, "license", str(where)),
+        copyright=_field(data, "copyright", str(where)).strip(), source=pin,
+        build_depends=_strings(data, "build_depends", str(where)),
+        build=_strings(data, "build", str(where)),
+        install=tuple(sorted(install.items())), directory=directory)
+
+
+def load_recipes(packages_dir: Path) -> dict[str, Recipe]:
+    """Every recipe under ``packages/``, by package name."""
+    recipes = {}
+    for manifest in sorted(packages_dir.glob("*/package.yaml")):
+        recipe = load_recipe(manifest.parent)
+        recipes[recipe.name] = recipe
+    return recipes

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,8 +33,14 @@ from .conftest import requires_root
 
 pytestmark = [pytest.mark.slow, requires_root]
 REPO = Path(__file__).resolve().parent.parent
-MACS = {"hub": "b8:27:eb:00:00:01", "a": "b8:27:eb:00:00:0a", "b": "b8:27:eb:00:00:0b"}
-UNDERLAY = {"hub": "10.77.0.1", "a": "10.77.0.2", "b": "10.77.0.3"}
+MACS = {
+    "hub": "b8:27:eb:00:00:01",
+    "a": "b8:27:eb:00:00:0a",
+    "b": "b8:27:eb:00:00:0b",
+    "s": "b8:27:eb:00:00:05",
+    "t": "b8:27:eb:00:00:06",
+}
+UNDERLAY = {"hub": "10.77.0.1", "a": "10.77.0.2", "b": "10.77.0.3", "s": "10.77.0.5", "t": "10.77.0.6"}
 PROBE_DEADLINE = 15.0  # issue 5: a stopped window is reported within this
 
 
@@ -100,20 +106,25 @@ class Node:
         return Probe(data["peers"], set(data["reachable"]), data["up"])
 
 
+LanFactory = Callable[..., dict[str, Node]]
+
+
 @pytest.fixture
-def lan(tmp_path: Path) -> Iterator[dict[str, Node]]:
-    """A switch namespace with a bridge, and one namespace per node with a veth and a tap0."""
+def lan_of(tmp_path: Path) -> Iterator[LanFactory]:
+    """Make a LAN: a switch namespace with a bridge, and one namespace per named node (hub,
+    a, b, and strangers s, t) with a veth on the bridge and a tap0."""
     tag = f"ew{os.getpid() % 10000}"
     switch = f"{tag}-sw"
     nodes: dict[str, Node] = {}
-    sh("ip", "netns", "add", switch)
-    try:
+
+    def make(*names: str) -> dict[str, Node]:
+        sh("ip", "netns", "add", switch)
         sh("ip", "-n", switch, "link", "add", "br0", "type", "bridge")
         sh("ip", "-n", switch, "link", "set", "br0", "up")
-        for index, (name, mac) in enumerate(MACS.items()):
+        for index, name in enumerate(names):
             netns = f"{tag}-{name}"
             sh("ip", "netns", "add", netns)
-            nodes[name] = Node(name, netns, tmp_path / name, derive("", mac))
+            nodes[name] = Node(name, netns, tmp_path / name, derive("", MACS[name]))
             (tmp_path / name / "run").mkdir(parents=True)
             sh(
                 "ip",
@@ -135,13 +146,23 @@ def lan(tmp_path: Path) -> Iterator[dict[str, Node]]:
             sh("ip", "-n", netns, "link", "set", "eth0", "up")
             sh("ip", "-n", netns, "link", "set", "lo", "up")
             make_tap(nodes[name])
-        yield nodes
+        return nodes
+
+    try:
+        yield make
     finally:
         for node in nodes.values():
             node.stop()
         for node in nodes.values():
             sh("ip", "netns", "del", node.netns, check=False)
+        sh("ip", "netns", "del", f"{tag}-inet", check=False)
         sh("ip", "netns", "del", switch, check=False)
+
+
+@pytest.fixture
+def lan(lan_of: LanFactory) -> dict[str, Node]:
+    """Two windows and a hub."""
+    return lan_of("hub", "a", "b")
 
 
 def make_tap(node: Node) -> None:
@@ -321,52 +342,209 @@ def test_yggdrasil_joins_two_windows(lan: dict[str, Node]) -> None:
     check_stop_is_seen(lan, "yggdrasil", target, endpoint)
 
 
-# --- PeerVPN and cjdns: only with their binaries ------------------------------------------------
+# --- PeerVPN and cjdns: built from packages/ for this host (conftest.source_binaries) ----------
 
 
-def needs(binary: str) -> None:
-    if shutil.which(binary) is None:
-        pytest.skip(
-            f"{binary} is not installed on this host: it is not in Debian. Install its .deb "
-            "(README 'PeerVPN and cjdns packages') to run this two-window test"
-        )
+PSK = "two-window-test-psk-0123456789"
+RESTART_DEADLINE = 20.0  # issue 9: a restarted window is back with the hub and the other window
 
 
-def test_peervpn_joins_two_windows_over_tap0(lan: dict[str, Node]) -> None:
-    needs("peervpn")
-    initpeers = (f"{UNDERLAY['hub']} 7777",)
-    for node in lan.values():
-        role = "hub" if node.name == "hub" else "window"
-        configure(
-            node,
-            VpnSettings(
-                backends=("peervpn",),
-                role=role,
-                psk="two-window-test-psk-0123456789",
-                peervpn_initpeers=() if role == "hub" else initpeers,
-            ),
-        )
-        node.start(["peervpn", str(node.root / "etc/peervpn/ewindow.conf")])
-    seconds = wait_for(lambda: pings(lan["a"], lan["b"].identity.ula), 60, "a reaches b's ULA")
+def start_peervpn(node: Node, psk: str = PSK) -> None:
+    role = "hub" if node.name == "hub" else "window"
+    initpeers = () if role == "hub" else (f"{UNDERLAY['hub']} 7777",)
+    configure(node, VpnSettings(backends=("peervpn",), role=role, psk=psk, peervpn_initpeers=initpeers))
+    node.start(["peervpn", str(node.root / "etc/peervpn/ewindow.conf")])
+
+
+@pytest.mark.usefixtures("daemons_on_path")
+def test_peervpn_joins_two_windows_over_tap0_and_recovers_from_restarts(lan_of: LanFactory) -> None:
+    lan = lan_of("hub", "a", "b", "s")
+    hub, a, b, stranger = lan["hub"], lan["a"], lan["b"], lan["s"]
+    for node in (hub, a, b):
+        start_peervpn(node)
+    start_peervpn(stranger, psk="another-deployments-psk-987654")  # same network name, other PSK
+    seconds = wait_for(lambda: pings(a, b.identity.ula), 60, "a reaches b's ULA")
     print(f"peervpn: a reached b's ULA after {seconds:.1f} s")
-    check_layer2_mesh(lan, "peervpn")
-    check_stop_is_seen(lan, "peervpn")
+    check_layer2_mesh({"hub": hub, "a": a, "b": b}, "peervpn")
+    # the probe counts the real daemon's peers: the hub and b answer on a's tap0
+    assert a.probe("peervpn").peers == 2 and hub.probe("peervpn").peers == 2
+    # a window with another PSK never joins: PeerVPN says nothing about it (network.md §2.3)
+    assert not pings(a, stranger.identity.ula) and not pings(hub, stranger.identity.ula)
+    assert stranger.probe("peervpn").peers == 0
+    # a window restarted three times (PeerVPN makes a new node key each start) is back with
+    # the hub and the other window each time
+    times = []
+    for attempt in range(3):
+        b.stop()
+        b.start(["peervpn", str(b.root / "etc/peervpn/ewindow.conf")])
+        to_hub = wait_for(
+            lambda: pings(b, hub.identity.ula),
+            RESTART_DEADLINE,
+            f"restart {attempt + 1}: b back with the hub",
+        )
+        to_a = wait_for(
+            lambda: pings(b, a.identity.ula), RESTART_DEADLINE, f"restart {attempt + 1}: b back with a"
+        )
+        times.append((to_hub, to_hub + to_a))
+    print(
+        "peervpn restarts: back with the hub / with a after "
+        + ", ".join(f"{h:.1f}/{w:.1f} s" for h, w in times)
+    )
+    check_stop_is_seen({"hub": hub, "a": a, "b": b}, "peervpn")
 
 
-def test_cjdns_joins_two_windows(lan: dict[str, Node]) -> None:
-    needs("cjdroute")
-    hub = lan["hub"]
-    hub_public = configure(hub, VpnSettings(backends=("cjdns",), role="hub"))
-    hub_conf = json.loads((hub.root / "etc/cjdroute.conf").read_text())
-    hub_port = hub_conf["interfaces"]["UDPInterface"][0]["bind"].rsplit(":", 1)[1]
-    password = hub_conf["authorizedPasswords"][0]["password"]
-    peer = CjdnsPeer(f"{UNDERLAY['hub']}:{hub_port}", hub_public["cjdns_public_key"], password, "hub")
-    published = {"hub": hub_public}
-    for name in ("a", "b"):
-        published[name] = configure(lan[name], VpnSettings(backends=("cjdns",), cjdns_peers=(peer,)))
-    for node in lan.values():
-        node.start(["sh", "-c", f"exec cjdroute --nobg < {node.root / 'etc/cjdroute.conf'}"])
+def cjdns_hub_peer(hub: Node, public: dict[str, str]) -> CjdnsPeer:
+    conf = json.loads((hub.root / "etc/cjdroute.conf").read_text())
+    port = conf["interfaces"]["UDPInterface"][0]["bind"].rsplit(":", 1)[1]
+    password = conf["authorizedPasswords"][0]["password"]
+    return CjdnsPeer(f"{UNDERLAY['hub']}:{port}", public["cjdns_public_key"], password, "hub")
+
+
+def start_cjdroute(node: Node, conf: Path | None = None) -> None:
+    node.start(["sh", "-c", f"exec cjdroute --nobg < {conf or node.root / 'etc/cjdroute.conf'}"])
+
+
+def stranger_conf(node: Node) -> Path:
+    """A cjdns node as genconf makes it (UDP beacon on, all devices): someone else's."""
+    generated = node.exec("cjdroute", "--genconf").stdout
+    clean = subprocess.run(
+        ["cjdroute", "--cleanconf"], input=generated, capture_output=True, text=True, check=True
+    ).stdout
+    conf = json.loads(clean)
+    conf["pipe"] = str(node.root / "run" / "cjdroute.sock")
+    conf["logging"] = {"logTo": "stdout"}
+    path = node.root / "stranger-cjdroute.conf"
+    path.write_text(json.dumps(conf))
+    return path
+
+
+@pytest.mark.usefixtures("daemons_on_path")
+def test_cjdns_joins_two_windows_and_stays_closed_to_strangers(lan_of: LanFactory) -> None:
+    lan = lan_of("hub", "a", "b", "s", "t")
+    hub, a, b = lan["hub"], lan["a"], lan["b"]
+    peer = cjdns_hub_peer(hub, configure(hub, VpnSettings(backends=("cjdns",), role="hub")))
+    published = {
+        name: configure(lan[name], VpnSettings(backends=("cjdns",), cjdns_peers=(peer,)))
+        for name in ("a", "b")
+    }
+    started = time.monotonic()
+    for node in (hub, a, b):
+        start_cjdroute(node)
+    for name in ("s", "t"):  # two strangers with genconf's LAN beacon on the same LAN
+        start_cjdroute(lan[name], stranger_conf(lan[name]))
     target = published["b"]["cjdns_address"]
-    seconds = wait_for(lambda: pings(lan["a"], target), 60, "a reaches b's cjdns address")
+    seconds = wait_for(lambda: pings(a, target), 60, "a reaches b's cjdns address")
     print(f"cjdns: a reached b after {seconds:.1f} s")
-    check_stop_is_seen(lan, "cjdns", target)
+    # the strangers find each other by their beacons (so beacons do cross this LAN) ...
+    beaconed = wait_for(lambda: lan["s"].probe("cjdns").peers == 1, 70, "the strangers peer by beacon")
+    print(f"cjdns: the two strangers peered by UDP beacon after {time.monotonic() - started:.0f} s")
+    assert beaconed >= 0
+    # ... and never with a window, watched for a minute from the start
+    while time.monotonic() - started < 60:
+        assert a.probe("cjdns").peers == 1 and b.probe("cjdns").peers == 1  # the hub only
+        time.sleep(5)
+    assert hub.probe("cjdns").peers == 2 and lan["s"].probe("cjdns").peers == 1
+    check_stop_is_seen({"hub": hub, "a": a, "b": b}, "cjdns", target)
+
+
+@pytest.mark.usefixtures("daemons_on_path")
+def test_cjdns_lan_beacons_only_when_the_site_opts_in(lan: dict[str, Node]) -> None:
+    a, b = lan["a"], lan["b"]
+    published = {
+        name: configure(lan[name], VpnSettings(backends=("cjdns",), cjdns_beacon_interfaces=("eth0",)))
+        for name in ("a", "b")
+    }
+    for node in (a, b):
+        start_cjdroute(node)
+    seconds = wait_for(lambda: pings(a, published["b"]["cjdns_address"]), 90, "a and b peer by ETH beacon")
+    print(f"cjdns: two windows opted in to ETH beacons peered after {seconds:.1f} s")
+    assert a.probe("cjdns").peers == 1
+
+
+def wait_for_tun(node: Node) -> str:
+    """The TUN device cjdroute made (the kernel names it). tap0 is of kind tun too, but it
+    carries Ethernet; a TUN device has no link layer."""
+    found: list[str] = []
+
+    def up() -> bool:
+        links = json.loads(node.exec("ip", "-j", "link", "show", "type", "tun").stdout or "[]")
+        found[:] = [link["ifname"] for link in links if link.get("link_type") == "none"]
+        return bool(found)
+
+    wait_for(up, 20, f"{node.name}: cjdroute's TUN device")
+    return found[0]
+
+
+def ipv4_on(node: Node, device: str) -> list[str]:
+    data = json.loads(node.exec("ip", "-j", "-4", "addr", "show", "dev", device).stdout or "[]")
+    return [a["local"] for link in data for a in link.get("addr_info", [])]
+
+
+@pytest.mark.usefixtures("daemons_on_path")
+def test_cjdns_internet_gateway_serves_only_pinned_clients(lan: dict[str, Node]) -> None:
+    """Seed 001's model: the gateway pins a's key with the addresses it gives a; b names the
+    same gateway but is not pinned. The gateway's side is set up as cjdns' doc/tunnel.md
+    says (TUN addresses, forwarding, NAT) towards a third "internet" namespace."""
+    gw, a, b = lan["hub"], lan["a"], lan["b"]
+    gw_public = configure(gw, VpnSettings(backends=("cjdns",), role="hub"))
+    peer = cjdns_hub_peer(gw, gw_public)
+    client = VpnSettings(
+        backends=("cjdns",), cjdns_peers=(peer,), cjdns_gateway_key=gw_public["cjdns_public_key"]
+    )
+    a_public, _ = configure(a, client), configure(b, client)
+    pinned = {
+        "public_key": a_public["cjdns_public_key"],
+        "ip4_address": "10.66.0.4",
+        "ip4_prefix": 0,
+        "ip6_address": "fd66::4",
+        "ip6_prefix": 0,
+    }
+    configure(gw, VpnSettings(backends=("cjdns",), role="hub", cjdns_gateway_clients=(pinned,)))
+    # the "internet": one namespace behind the gateway, reachable only through it
+    inet = f"{gw.netns.rsplit('-', 1)[0]}-inet"
+    sh("ip", "netns", "add", inet)
+    sh(
+        "ip",
+        "link",
+        "add",
+        "inet0",
+        "netns",
+        gw.netns,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "eth0",
+        "netns",
+        inet,
+    )
+    for netns, address in ((gw.netns, "198.51.100.1/24"), (inet, "198.51.100.2/24")):
+        dev = "inet0" if netns == gw.netns else "eth0"
+        sh("ip", "-n", netns, "addr", "add", address, "dev", dev)
+        sh("ip", "-n", netns, "link", "set", dev, "up")
+    for node in (gw, a, b):
+        start_cjdroute(node)
+    tun = wait_for_tun(gw)
+    gw.exec("ip", "addr", "add", "10.66.0.1/24", "dev", tun)
+    gw.exec("ip", "-6", "addr", "add", "fd66::1/64", "dev", tun)
+    gw.exec("sysctl", "-qw", "net.ipv4.ip_forward=1")
+    gw.exec(
+        "nft",
+        "add table ip nat; add chain ip nat post { type nat hook postrouting priority 100; }; "
+        "add rule ip nat post oifname inet0 masquerade",
+    )
+    a_tun = wait_for_tun(a)
+    seconds = wait_for(lambda: "10.66.0.4" in ipv4_on(a, a_tun), 60, "a gets its address from the gateway")
+    print(f"cjdns gateway: the pinned client got 10.66.0.4 after {seconds:.1f} s")
+    six = json.loads(a.exec("ip", "-j", "-6", "addr", "show", "dev", a_tun).stdout)
+    assert "fd66::4" in [x["local"] for link in six for x in link["addr_info"]]
+    reached = wait_for(
+        lambda: a.exec("ping", "-n", "-c", "1", "-W", "1", "198.51.100.2", check=False).returncode == 0,
+        30,
+        "a reaches the internet via the gateway",
+    )
+    print(f"cjdns gateway: a reached the internet namespace after {reached:.1f} s more")
+    # b asked the same gateway but is not pinned: no address, no way out
+    assert ipv4_on(b, wait_for_tun(b)) == []
+    assert b.exec("ping", "-n", "-c", "1", "-W", "1", "198.51.100.2", check=False).returncode != 0
+    assert a.probe("cjdns").peers == 1 and gw.probe("cjdns").peers == 2

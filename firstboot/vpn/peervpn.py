@@ -57,7 +57,13 @@ def conf(node: VpnNode) -> str:
     check_initpeers(settings.peervpn_initpeers)
     lines = ["# Written by ewindow-firstboot from the deployment settings; do not edit.",
              f"networkname {settings.network_name}", f"psk {settings.psk}", "enabletunneling yes",
-             f"interface {node.tap}", f"port {settings.peervpn_port}", "enableipv4 yes", "enableipv6 yes"]
+             f"interface {node.tap}", "enableipv4 yes", "enableipv6 yes"]
+    if settings.role == "hub":
+        # The hub listens where the windows' initpeers point. A window takes a new port at each
+        # start: PeerVPN's auth manager ignores a new handshake from an address whose earlier
+        # handshake is still pending (libp2psec/authmgt.c, up to 30 s), so a window restarted
+        # on its old address was locked out of the hub (the restart test measured it).
+        lines.append(f"port {settings.peervpn_port}")
     peers = " ".join(settings.peervpn_initpeers)
     if peers:
         lines.append(f"initpeers {peers}")

@@ -58,7 +58,7 @@ class VpnSettings:
     cjdns_beacon_interfaces: tuple[str, ...] = ()
     cjdns_udp_beacon: bool = False  # LAN auto-peering over UDP: open to any cjdns node there
     cjdns_gateway_key: str = ""  # client role: route through this gateway (IpTunnel)
-    cjdns_gateway_clients: tuple[dict[str, Any], ...] = field(default=())  # gateway: pinned clients (prefixes are ints)
+    cjdns_gateway_clients: tuple[dict[str, Any], ...] = field(default=())  # gateway: pinned clients
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,12 @@ BUILD_TOOLS = {
     "dpkg-query": "dpkg",
     "useradd": "passwd",
 }
+# The source packages (packages/): Debian's compilers for both architectures, git apply for
+# the patches, mmdebstrap for the sysroots; cjdns' build runs on node and python3.
+CROSS_GCC = ({"aarch64-linux-gnu-gcc": "gcc-aarch64-linux-gnu"} if os.uname().machine == "x86_64"
+             else {"x86_64-linux-gnu-gcc": "gcc-x86-64-linux-gnu"})
+SOURCE_PACKAGE_TOOLS = {"gcc": "gcc", **CROSS_GCC, "make": "make", "git": "git", "node": "nodejs",
+                        "python3": "python3", "mmdebstrap": "mmdebstrap", "dpkg-deb": "dpkg"}
 BOOT_TEST_TOOLS = {"qemu-system-aarch64": "qemu-system-arm", "mcopy": "mtools",
                    "sfdisk": "fdisk"}
 PERSONALISE_TOOLS = {"mcopy": "mtools", "mren": "mtools", "sfdisk": "fdisk"}

@@ -26,7 +26,8 @@ from ewindow_image import hostdeps
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCES = ("ewindow_image", "firstboot", "hardware", "tests", "bench", "build.py")
-RUNNERS = {"run", "spawn", "sh", "Popen", "check_output", "check_call", "call", "start"}
+RUNNERS = {"run", "spawn", "sh", "exec", "Popen", "check_output", "check_call", "call", "start"}
+STRING_RUNNERS = {"sh", "exec"}  # helpers that take the program as their first argument
 ARGV_NAMES = re.compile(r"argv|command|cmd|ssh|tool|netns")
 PROGRAM = re.compile(r"^[a-z][a-z0-9.+_-]*$")
 SHELL_SEPARATORS = re.compile(r"&&|\|\||;|\||\{|\}|\(|\)|!")
@@ -60,7 +61,8 @@ def programs_in_python(source: str) -> set[str]:
             if name in RUNNERS:
                 candidates.append(node.args[0])
                 first = node.args[0]
-                if name == "sh" and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                if (name in STRING_RUNNERS and isinstance(first, ast.Constant)
+                        and isinstance(first.value, str) and PROGRAM.match(first.value)):
                     found.add(first.value)
         elif isinstance(node, ast.Return):
             candidates.append(node.value)
@@ -108,7 +110,7 @@ def called_programs() -> dict[str, str]:
         for program in programs_in_shell(command):
             found.setdefault(program, "stages/*/stage.yaml host hooks")
     for table in (hostdeps.BUILD_TOOLS, hostdeps.BOOT_TEST_TOOLS, hostdeps.PERSONALISE_TOOLS,
-                  hostdeps.FLASH_TOOLS):
+                  hostdeps.FLASH_TOOLS, hostdeps.SOURCE_PACKAGE_TOOLS):
         for program in table:
             found.setdefault(program, "ewindow_image/hostdeps.py")
     return {p: where for p, where in found.items()
@@ -134,8 +136,29 @@ def base_system() -> frozenset[str]:
                      if essential == "yes" or priority == "required")
 
 
+@cache
+def installed_with(packages: frozenset[str]) -> frozenset[str]:
+    """``packages`` and everything apt installs with them: their Depends and Pre-Depends
+    (the first of alternatives, as apt picks), transitively, among the installed packages."""
+    out = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Pre-Depends}, ${Depends}\n"],
+                         capture_output=True, text=True, check=True).stdout
+    depends: dict[str, list[str]] = {}
+    for line in out.splitlines():
+        name, _, deps = line.partition("\t")
+        depends[name] = [d.split("|")[0].split("(")[0].split(":")[0].strip() for d in deps.split(",")
+                         if d.strip()]
+    seen, todo = set(), list(packages)
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += depends.get(name, [])
+    return frozenset(seen)
+
+
 def owning_packages(program: str) -> set[str]:
-    path = shutil.which(program, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    # Debian's own folders only: /usr/local and a virtualenv's or pyenv's shims are not apt's
+    path = shutil.which(program, path="/usr/sbin:/usr/bin:/sbin:/bin")
     assert path is not None, f"{program} is called but not installed (no package of 'make test-deps' has it)"
     candidates = {path, os.path.realpath(path)}
     candidates |= {c.removeprefix("/usr") for c in list(candidates) if c.startswith("/usr/")}
@@ -151,8 +174,9 @@ def owning_packages(program: str) -> set[str]:
 def test_the_scan_finds_programs_in_argv_builders_and_hooks() -> None:
     source = ("def f():\n    return ['mkfs.ext4', '-q']\n"
               "run(['sfdisk', '--json'])\nsh('debugfs', '-R')\nargv = ['mcopy', '-i']\n"
+              "node.exec('sysctl', '-qw', 'x=1')\n"
               "choices = ['virt', 'raspi3b']\nassert x == ['a', 'b']\n")
-    assert programs_in_python(source) == {"mkfs.ext4", "sfdisk", "debugfs", "mcopy"}
+    assert programs_in_python(source) == {"mkfs.ext4", "sfdisk", "debugfs", "mcopy", "sysctl"}
     assert programs_in_shell('test -e "$R/x" || { echo no >&2; exit 1; }') == set()
     assert programs_in_shell('LC_ALL=C find "$R" -type f -exec truncate -s 0 {} + && ln -s a b') == {
         "find", "ln"}
@@ -168,7 +192,8 @@ def test_makefile_lists_the_packages_of_both_commands() -> None:
 
 @pytest.mark.parametrize("program", sorted(called_programs()))
 def test_a_listed_package_provides_the_program(program: str) -> None:
-    allowed = makefile_packages("TEST_PACKAGES") | base_system() | PREREQUISITES
+    """Listed, or installed with a listed package (python3 comes with python3-venv)."""
+    allowed = installed_with(makefile_packages("TEST_PACKAGES") | base_system() | PREREQUISITES)
     owners = owning_packages(program)
     where = called_programs()[program]
     assert owners, f"{program} (called in {where}) belongs to no Debian package"

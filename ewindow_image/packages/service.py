@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import hostdeps
 from ..aptstate import AptResolver
 from ..config import Config, Suite
 from ..log import log, step
@@ -173,6 +174,7 @@ class SourcePackages:
         if planned.cached:
             return planned.deb
         recipe, target = planned.recipe, planned.target
+        hostdeps.require_tools(hostdeps.SOURCE_PACKAGE_TOOLS)
         start = time.monotonic()
         with step(f"package {planned.label}: {recipe.name} {recipe.deb_version} from source"):
             mirrors = [m if "://" in m else str((self.cfg.base_dir / m).expanduser())

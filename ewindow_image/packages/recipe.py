@@ -64,10 +64,11 @@ class Recipe:
         return f"{self.name}_{self.deb_version}_{arch}.deb"
 
 
-def _field(data: dict[str, Any], key: str, where: str, kind: type = str) -> Any:
+def _field(data: dict[str, Any], key: str, where: str, kind: type = str, prefix: str = "") -> Any:
     value = data.get(key)
     if not isinstance(value, kind) or (kind is str and not value):
-        raise RecipeError(f"{where}: {key}: missing or not a {kind.__name__}")
+        what = {str: "text (quote it in YAML)", dict: "mapping"}.get(kind, kind.__name__)
+        raise RecipeError(f"{where}: {prefix}{key}: missing or not {what}")
     return value
 
 
@@ -90,14 +91,14 @@ def load_recipe(directory: Path) -> Recipe:
     if not NAME.match(name) or name != directory.name:
         raise RecipeError(f"{where}: name: '{name}' must be a Debian package name equal to the folder's")
     src = _field(data, "source", str(where), dict)
-    commit = _field(src, "commit", f"{where}: source")
+    commit = _field(src, "commit", str(where), prefix="source.")
     if not COMMIT.match(commit):
         raise RecipeError(f"{where}: source.commit: '{commit}' is not a 40-digit commit id")
-    tree = _field(src, "tree_sha256", f"{where}: source")
+    tree = _field(src, "tree_sha256", str(where), prefix="source.")
     if not SHA256.match(tree):
         raise RecipeError(f"{where}: source.tree_sha256: not a sha256")
-    pin = SourcePin(url=_field(src, "url", f"{where}: source").format(commit=commit),
-                    file=_field(src, "file", f"{where}: source").format(commit=commit),
+    pin = SourcePin(url=_field(src, "url", str(where), prefix="source.").format(commit=commit),
+                    file=_field(src, "file", str(where), prefix="source.").format(commit=commit),
                     commit=commit, tree_sha256=tree)
     if "/" in pin.file:
         raise RecipeError(f"{where}: source.file: a file name, not a path")

@@ -71,15 +71,16 @@ def commit_time(archive: Path) -> int:
 
 
 def verify(recipe: Recipe, archive: Path) -> None:
+    name = recipe.source.file  # also while it is still a .partial download
     try:
         digest, commit = tree_digest(archive)
     except (tarfile.TarError, OSError, EOFError) as exc:
-        raise SourceError(f"{recipe.name}: {archive.name} is not a readable tar.gz ({exc})") from None
+        raise SourceError(f"{recipe.name}: {name} is not a readable tar.gz ({exc})") from None
     if commit and commit != recipe.source.commit:
-        raise SourceError(f"{recipe.name}: {archive.name} is commit {commit}, the recipe pins "
+        raise SourceError(f"{recipe.name}: {name} is commit {commit}, the recipe pins "
                           f"{recipe.source.commit}")
     if digest != recipe.source.tree_sha256:
-        raise SourceError(f"{recipe.name}: {archive.name}: tree sha256 {digest}, the recipe pins "
+        raise SourceError(f"{recipe.name}: {name}: tree sha256 {digest}, the recipe pins "
                           f"{recipe.source.tree_sha256}",
                           hint="a mirror or upstream serves other source under the pinned name")
 

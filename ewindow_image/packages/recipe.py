@@ -67,7 +67,7 @@ class Recipe:
 def _field(data: dict[str, Any], key: str, where: str, kind: type = str, prefix: str = "") -> Any:
     value = data.get(key)
     if not isinstance(value, kind) or (kind is str and not value):
-        what = {str: "text (quote it in YAML)", dict: "mapping"}.get(kind, kind.__name__)
+        what = "text (quote it in YAML)" if kind is str else "a mapping" if kind is dict else kind.__name__
         raise RecipeError(f"{where}: {prefix}{key}: missing or not {what}")
     return value
 

@@ -66,7 +66,7 @@ def test_bmap_flashes_an_identical_card(built: Built, tmp_path: Path) -> None:
 
 def test_manifest_and_build_info(built: Built) -> None:
     rows = [line.split("\t") for line in built.path(".manifest").read_text().splitlines()]
-    packages = {name: (version, arch) for name, version, arch in rows}
+    packages = {row[0]: (row[1], row[2]) for row in rows}
     for name in ("linux-image-arm64", "raspi-firmware", "firmware-brcm80211", "openssh-server",
                  "python3-gpiozero", "python3-pyudev", "systemd"):
         assert name in packages
@@ -80,6 +80,26 @@ def test_manifest_and_build_info(built: Built) -> None:
     assert [s["name"] for s in stages] == sorted(p.name for p in (REPO / "stages").iterdir())
     assert all(len(s["key"]) == 64 for s in stages)
     assert info["packages"] == len(rows)
+    # the default image's VPN: PeerVPN and cjdns built from their pinned source, named so
+    built_here = {row[0]: row[3] for row in rows if len(row) == 4}
+    assert set(built_here) == {"peervpn", "cjdns"}
+    source_packages = info["source_packages"]
+    assert isinstance(source_packages, list)
+    pins = {p["name"]: p for p in source_packages}
+    for name, origin in built_here.items():
+        assert origin == f"built from {pins[name]['upstream']} (commit {pins[name]['commit']})"
+        assert packages[name] == (pins[name]["version"], "arm64")
+
+
+def test_the_vpn_daemons_built_from_source_are_arm64_programs(built: Built, tmp_path: Path) -> None:
+    for path in ("/usr/sbin/peervpn", "/usr/sbin/cjdroute"):
+        target = tmp_path / Path(path).name
+        built.debugfs(f"dump {path} {target}")
+        head = target.read_bytes()[:20]
+        assert head[:4] == b"\x7fELF" and head[18] == 183  # e_machine EM_AARCH64
+        assert target.stat().st_size > 50_000
+    # no card settings in the image: no VPN config, so neither unit starts on a bare card
+    assert not built.exists("/etc/peervpn/ewindow.conf") and not built.exists("/etc/cjdroute.conf")
 
 
 def test_boot_partition(built: Built) -> None:
@@ -171,6 +191,9 @@ def test_boots_on_qemu_virt_and_grows_the_root(built: Built) -> None:
     # firstboot named it after qemu's NIC (52:54:00:e1:c0:fe): no serial, no MAC override
     assert report["hostname"] == "ewindow-e1c0fe" and report["firstboot"] == "done"
     assert report["agent"] == "active"  # degraded (no GPIO, no ACT LED in a VM), not crash-looping
+    # both VPNs are in the image, and a card without their settings starts neither
+    units = dict(item.split(":", 1) for item in report["vpn"].split(","))
+    assert units == {"ewindow-peervpn.service": "dead", "ewindow-cjdns.service": "dead"}
     assert report["ssh"] == "active" and report["networkd"] == "active"
     assert report["growroot"] == "active"
     assert re.fullmatch(r"[0-9a-f]{32}", report["machine_id"])

@@ -1,11 +1,12 @@
 # SPDX-License-Identifier: MIT
-"""An image with the mesh VPN baked in: tinc and Yggdrasil from Debian, PeerVPN from a folder
-of local .deb files, a package from a signed extra apt repository, booted under qemu.
+"""An image with every VPN baked in: tinc and Yggdrasil from Debian, cjdns built from source
+(packages/cjdns, cross-built for arm64), a package from a signed extra apt repository, and
+an admin's own ``peervpn`` .deb from ``apt.local_debs``, booted under qemu.
 
-No PeerVPN .deb can be built here (its source is on GitHub), so the local-package path is
-proven with a stand-in ``peervpn`` package made by ``dpkg-deb``: the build takes it from
-``apt.local_debs`` instead of the mirror, records it in the manifest, and firstboot writes
-PeerVPN's config. The boot checks tinc and Yggdrasil running, never the stand-in.
+The admin's .deb overrides the source-built PeerVPN of the same name: that is the path this
+test proves, with a labelled stand-in made by ``dpkg-deb`` (the real, source-built PeerVPN is
+in the default image, tests/test_built_image.py, and runs in the two-window tests). The boot
+checks tinc, Yggdrasil and cjdroute running, never the stand-in.
 """
 
 from __future__ import annotations
@@ -136,7 +137,8 @@ def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp
     assert "==> stage 30-access: cached" in result.stderr  # the VPN comes after the base stages
     image = out / "ewindow-trixie-arm64.img"
     manifest = (out / "ewindow-trixie-arm64.manifest").read_text()
-    assert f"\npeervpn\t{STAND_IN_VERSION}\t" in manifest  # from apt.local_debs, not a mirror
+    assert f"\npeervpn\t{STAND_IN_VERSION}\tarm64\n" in manifest  # the admin's, over the source build
+    assert "\ncjdns\t21.1-0ewindow1\tarm64\tbuilt from https://github.com/cjdelisle/cjdns/" in manifest
     assert "\ntinc\t" in manifest and "\nyggdrasil\t" in manifest
     assert "\newindow-extra-test\t1.0\t" in manifest  # from the signed extra repository
     # the gate passed, and truly: not a byte of the PSK in the image (grep streams 1.4 GB)
@@ -164,6 +166,7 @@ def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp
     units = dict(item.split(":", 1) for item in report["vpn"].split(","))
     assert units["tinc@ewindow.service"] == "running"
     assert units["yggdrasil.service"] == "running"
+    assert units["ewindow-cjdns.service"] == "running"  # the cross-built cjdroute, on arm64
     # tincd holds tap0, so the kernel made its link-local: the EUI-64 of the derived MAC
     assert "fe80::b827:ebff:fe27:35ed/64" in report["tap0_addrs"]
     published = json.loads(card_file(image, "identity.json"))["vpn"]

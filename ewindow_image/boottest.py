@@ -47,6 +47,10 @@ class BootSpec:
     extra_cmdline: str = ""
     grow_bytes: int = 0  # make the disk copy larger, to see the root grow at first boot
     ssh_port: int = 0  # virt: forward 127.0.0.1:ssh_port to the guest's port 22
+    # virt: a tap device (in ``netns``) instead of qemu's user network, e.g. to put several
+    # VMs on one bridge; the tap must exist and be up
+    tap: str = ""
+    netns: str = ""  # run qemu inside this network namespace
 
 
 @dataclass
@@ -108,12 +112,15 @@ def qemu_argv(spec: BootSpec, files: dict[str, Path], disk: Path, console_log: P
     common = ["-kernel", os.fspath(files["kernel"]), "-initrd", os.fspath(files["initrd"]),
               "-append", cmdline, "-display", "none", "-monitor", "none", "-no-reboot"]
     if spec.machine == "virt":
-        return ["qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a53", "-smp", "2", "-m", "1G",
+        netdev = (f"tap,id=n0,ifname={spec.tap},script=no,downscript=no" if spec.tap else
+                  "user,id=n0,restrict=on" + (f",hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22"
+                                              if spec.ssh_port else ""))
+        netns = ["ip", "netns", "exec", spec.netns] if spec.netns else []
+        return [*netns, "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a53", "-smp", "2", "-m", "1G",
                 *common,
                 "-drive", f"file={os.fspath(disk)},if=none,id=d0,format=raw",
                 "-device", "virtio-blk-pci,drive=d0",
-                "-netdev", "user,id=n0,restrict=on"
-                + (f",hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22" if spec.ssh_port else ""),
+                "-netdev", netdev,
                 # romfile= : no iPXE option ROM (efi-virtio.rom comes from ipxe-qemu, a mere
                 # Recommends of qemu-system-arm); a direct kernel boot never runs it.
                 "-device", f"virtio-net-pci,netdev=n0,mac={spec.mac},romfile=",
@@ -187,7 +194,8 @@ def boot(image: Path, spec: BootSpec, while_up: Callable[[], None] | None = None
             stop(vm, "qemu", grace=10)
         seconds = time.monotonic() - start
         console = console_log.read_text(errors="replace")
-        saved = Path(tempfile.gettempdir()) / f"ewindow-boot-{spec.machine}.log"
+        name = f"{spec.machine}-{spec.tap}" if spec.tap else spec.machine  # two VMs at once
+        saved = Path(tempfile.gettempdir()) / f"ewindow-boot-{name}.log"
         shutil.copyfile(console_log, saved)
         if early_exit is not None and MARKER not in console:
             raise BootTestError(early_exit_message(spec.machine, early_exit, seconds,

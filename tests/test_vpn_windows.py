@@ -1,0 +1,221 @@
+# SPDX-License-Identifier: MIT
+"""Two EWindows booted side by side under qemu on a partner-space LAN without DHCP, joined by
+the VPNs the default image carries: PeerVPN on tap0 and cjdns, both cross-built from source.
+
+The LAN is a bridge in a network namespace with the two VMs' taps and the hub's veth; nothing
+is routed out. There is no DHCP: the hub sends router advertisements (radvd) for a ULA prefix,
+so the windows get addresses by SLAAC while networkd's DHCP client keeps asking (which is
+what held network-online.target, and the VPN units behind it, for two minutes). The hub runs
+the real PeerVPN and cjdroute (built for this host) in its namespace, configured by
+firstboot's code like the windows'. The test logs in to each window over the LAN (the link-
+local address of its NIC, from the hub's namespace) and checks what a window would.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ewindow_image.boottest import BootSpec, boot
+from firstboot.identity import derive
+from firstboot.vpn import VpnSettings
+
+from .conftest import REPO, Built, requires_root
+from .test_vpn_mesh import (  # noqa: F401 (lan_of is a fixture)
+    PSK,
+    LanFactory,
+    Node,
+    cjdns_hub_peer,
+    configure,
+    lan_of,
+    sh,
+    start_cjdroute,
+    start_peervpn,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.boot, requires_root]
+LAN_PREFIX = "fd42:77::"  # what the hub advertises
+HUB_LAN = f"{LAN_PREFIX}1"
+WINDOWS = {"a": "b8:27:eb:00:00:aa", "b": "b8:27:eb:00:00:bb"}
+VPN_UP_GOAL_S = 90  # issue 9, from power-on under qemu virt
+
+
+def nic_link_local(mac: str) -> str:
+    """The kernel's EUI-64 link-local of a NIC with this MAC (the U/L bit flipped)."""
+    octets = [int(x, 16) for x in mac.split(":")]
+    octets[0] ^= 0x02
+    groups = [
+        octets[0] << 8 | octets[1],
+        octets[2] << 8 | 0xFF,
+        0xFE << 8 | octets[3],
+        octets[4] << 8 | octets[5],
+    ]
+    return "fe80::" + ":".join(f"{g:x}" for g in groups)
+
+
+def lan_without_dhcp(hub: Node, tmp_path: Path) -> None:
+    """The hub's address on the LAN and router advertisements for the prefix, no default route."""
+    hub.exec("ip", "-6", "addr", "add", f"{HUB_LAN}/64", "dev", "eth0", "nodad")
+    hub.exec("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")  # radvd advertises only as a router
+    conf = tmp_path / "radvd.conf"
+    conf.write_text(
+        "interface eth0 {\n  AdvSendAdvert on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n"
+        "  AdvDefaultLifetime 0;\n"  # not a default router: nothing is routed out
+        f"  prefix {LAN_PREFIX}/64 {{ AdvOnLink on; AdvAutonomous on; }};\n}};\n"
+    )
+    hub.start(["radvd", "--nodaemon", "-C", str(conf), "-p", str(tmp_path / "radvd.pid"), "-m", "stderr"])
+
+
+def personalised_cards(built: Built, tmp_path: Path, hub_cjdns: dict[str, str]) -> dict[str, Path]:
+    secrets = tmp_path / "net/secrets.yaml"
+    secrets.parent.mkdir()
+    secrets.write_text(f"vpn:\n  psk: '{PSK}'\n")
+    secrets.chmod(0o600)
+    site = tmp_path / "deployment.yaml"
+    site.write_text(
+        json.dumps(
+            {
+                "admin": {"authorized_keys": [built.public_key]},
+                "secrets_file": str(secrets),
+                "vpn": {"peervpn": {"initpeers": [f"{HUB_LAN} 7777"]}, "cjdns": {"peers": [hub_cjdns]}},
+            }
+        )
+    )
+    cards = {}
+    for name in WINDOWS:
+        card = tmp_path / f"card-{name}.img"
+        sh("cp", "--sparse=always", str(built.image), str(card))
+        result = subprocess.run(
+            [sys.executable, str(REPO / "build.py"), "personalise", str(card), "-c", str(site)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        cards[name] = card
+    return cards
+
+
+class Window:
+    """One VM, reached over SSH from the hub's namespace."""
+
+    def __init__(self, name: str, hub: Node, key: Path) -> None:
+        self.name, self.hub, self.key = name, hub, key
+        self.identity = derive("", WINDOWS[name])
+        self.address = f"{nic_link_local(WINDOWS[name])}%eth0"
+
+    def ssh(self, command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.hub.netns,
+                "ssh",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "LogLevel=ERROR",
+                "-i",
+                str(self.key),
+                "-o",
+                "IdentitiesOnly=yes",
+                f"ewindow@{self.address}",
+                command,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def agent_status(self) -> str:
+        return self.ssh("systemctl show -P StatusText ewindow-agent").stdout.strip()
+
+
+def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
+    built: Built,
+    lan_of: LanFactory,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    daemons_on_path: Path,
+) -> None:
+    hub = lan_of("hub")["hub"]
+    switch = hub.netns.rsplit("-", 1)[0] + "-sw"
+    lan_without_dhcp(hub, tmp_path)
+    start_peervpn(hub)
+    hub_public = configure(hub, VpnSettings(backends=("cjdns",), role="hub"))
+    start_cjdroute(hub)
+    v4_peer = cjdns_hub_peer(hub, hub_public)
+    hub_cjdns = {
+        "address": f"[{HUB_LAN}]:{v4_peer.address.rsplit(':', 1)[1]}",
+        "name": "hub",
+        "password": v4_peer.password,
+        "public_key": v4_peer.public_key,
+    }
+    cards = personalised_cards(built, tmp_path, hub_cjdns)
+    windows = {name: Window(name, hub, built.private_key) for name in WINDOWS}
+    for index in range(len(WINDOWS)):
+        sh("ip", "-n", switch, "tuntap", "add", "dev", f"vm{index}", "mode", "tap")
+        sh("ip", "-n", switch, "link", "set", f"vm{index}", "master", "br0", "up")
+    both_up = threading.Barrier(len(WINDOWS), timeout=420)
+    checked = threading.Barrier(len(WINDOWS), timeout=180)
+    seen: dict[str, dict[str, Any]] = {name: {} for name in WINDOWS}
+
+    def run_window(index: int, name: str) -> None:
+        window, other = windows[name], windows["b" if name == "a" else "a"]
+        power_on = time.monotonic()
+
+        def while_up() -> None:
+            deadline = power_on + 300
+            status = ""
+            while time.monotonic() < deadline and "vpn up" not in status:
+                status = window.agent_status()
+                time.sleep(2)
+            seen[name]["vpn_up_s"] = time.monotonic() - power_on
+            seen[name]["status"] = status
+            both_up.wait()
+            seen[name]["ula"] = window.ssh(f"ping -6 -n -c 3 -W 2 {other.identity.ula}").returncode
+            responders = window.ssh("ping -6 -n -c 2 -w 4 ff02::1%tap0").stdout
+            seen[name]["responders"] = set(re.findall(r"from (fe80::[0-9a-f:]+)", responders))
+            six = json.loads(other.ssh("ip -j -6 addr show dev tun0").stdout or "[]")
+            fc = [a["local"] for link in six for a in link["addr_info"] if a["local"].startswith("fc")]
+            seen[name]["cjdns_other"] = fc
+            seen[name]["cjdns"] = window.ssh(f"ping -6 -n -c 3 -W 3 {fc[0]}").returncode if fc else None
+            seen[name]["units"] = window.ssh(
+                "systemctl is-active ewindow-peervpn ewindow-cjdns"
+            ).stdout.split()
+            checked.wait()
+
+        spec = BootSpec(machine="virt", timeout=400, mac=WINDOWS[name], tap=f"vm{index}", netns=switch)
+        seen[name]["report"] = boot(cards[name], spec, while_up=while_up, in_place=True).report
+
+    with ThreadPoolExecutor(max_workers=len(WINDOWS)) as pool:
+        futures = [pool.submit(run_window, index, name) for index, name in enumerate(WINDOWS)]
+        for future in futures:
+            future.result()
+    for name in WINDOWS:
+        other = windows["b" if name == "a" else "a"]
+        result = seen[name]
+        print(f"window {name}: VPN up {result['vpn_up_s']:.0f} s after power-on ({result['status']})")
+        assert "vpn up" in str(result["status"])
+        assert result["units"] == ["active", "active"]
+        assert result["ula"] == 0  # the other's ULA over tap0 (PeerVPN)
+        assert other.identity.link_local in result["responders"]  # its predicted link-local
+        assert result["cjdns_other"] and result["cjdns"] == 0  # the other's cjdns address
+        report = result["report"]
+        assert isinstance(report, dict) and report["hostname"] == windows[name].identity.hostname

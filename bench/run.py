@@ -11,6 +11,9 @@ the same run; never asserts a time. Run as root: ``make bench`` (all) or
                    the cold build), and a plain mmdebstrap of the same package set
                    (initramfs generated during installation with MODULES=most, QEMU default
                    CPU); all with a warm .deb cache so the download does not count
+- ``packages``     the source packages: each package's build per architecture (sysroot
+                   included), the cold default image (PeerVPN and cjdns from source) vs a cold
+                   image without them, and the no-op rebuild; warm .deb and source caches
 """
 
 from __future__ import annotations
@@ -108,6 +111,45 @@ def bench_builds(cache: StageCache) -> list[str]:
     return report("Builds, warm .deb cache", rows, "cold build")
 
 
+def bench_packages(cache: StageCache) -> list[str]:
+    """Package builds per architecture, then a cold default image (both packages built from
+    source) against a cold image without them (vpn.backends=[]), each in a fresh stage cache
+    that shares only the downloaded .debs, apt indexes and source archives."""
+    from ewindow_image.packages.toolchain import host_arch
+
+    with tempfile.TemporaryDirectory(prefix="ewindow-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+
+        def fresh_cache(name: str) -> Path:
+            root = tmp / name
+            root.mkdir()
+            for shared in ("debs", "apt", "sources"):
+                if (cache.root / shared).exists():
+                    (root / shared).symlink_to(cache.root / shared)
+            return root
+
+        package_rows = []
+        for arch in sorted({host_arch(), "arm64"}):
+            for name in ("peervpn", "cjdns"):
+                packages = [sys.executable, str(REPO / "build.py"), "packages", "--arch", arch,
+                            "--cache-dir", str(fresh_cache(f"pkg-{name}-{arch}")), "--out", str(tmp / "debs"),
+                            name]
+                package_rows.append((f"{name} {arch}", timed(packages), "sysroot, build, .deb"))
+        lines = ["## Source packages, cold (sysroot included)", "", "| package | seconds | note |",
+                 "|---|---|---|"]
+        lines += [f"| {name} | {seconds:.1f} | {note} |" for name, seconds, note in package_rows] + [""]
+        build = [sys.executable, str(REPO / "build.py"), "build", "--out", str(tmp / "out")]
+        without = timed([*build, "--cache-dir", str(fresh_cache("without")), "--set", "vpn.backends=[]"])
+        with_cache = fresh_cache("with")
+        default = timed([*build, "--cache-dir", str(with_cache)])
+        noop = timed([*build, "--cache-dir", str(with_cache)])
+    rows = [("cold image without VPN packages", without, "vpn.backends=[]"),
+            ("cold default image", default, "PeerVPN and cjdns cross-built, installed in 35-vpn"),
+            ("no-op rebuild", noop, "nothing to do")]
+    return lines + report("Default image with the source packages, warm .deb and source caches", rows,
+                          "cold image without VPN packages")
+
+
 def bench_snapshots(cache: StageCache) -> list[str]:
     """Formats for a stage snapshot of the 00-base tree: store, restore, disk use."""
     base = next((e for e in cache.entries() if e.stage == "00-base"), None)
@@ -165,7 +207,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="*",
-                        default=["qemu-cpu", "compression", "snapshots", "builds"])
+                        default=["qemu-cpu", "compression", "snapshots", "builds", "packages"])
     parser.add_argument("--out", type=Path, default=REPO / "out")
     parser.add_argument("--json", type=Path, help="also write the tables here")
     args = parser.parse_args()
@@ -188,6 +230,8 @@ def main() -> int:
         lines += bench_snapshots(cache)
     if "builds" in args.cases:
         lines += bench_builds(cache)
+    if "packages" in args.cases:
+        lines += bench_packages(cache)
     print("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps(lines))

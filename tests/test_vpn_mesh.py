@@ -126,21 +126,7 @@ def lan_of(tmp_path: Path) -> Iterator[LanFactory]:
             sh("ip", "netns", "add", netns)
             nodes[name] = Node(name, netns, tmp_path / name, derive("", MACS[name]))
             (tmp_path / name / "run").mkdir(parents=True)
-            sh(
-                "ip",
-                "link",
-                "add",
-                f"{tag}v{index}",
-                "netns",
-                switch,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                netns,
-            )
+            veth(f"{tag}v{index}", switch, "eth0", netns)
             sh("ip", "-n", switch, "link", "set", f"{tag}v{index}", "master", "br0", "up")
             sh("ip", "-n", netns, "addr", "add", f"{UNDERLAY[name]}/24", "dev", "eth0")
             sh("ip", "-n", netns, "link", "set", "eth0", "up")
@@ -163,6 +149,11 @@ def lan_of(tmp_path: Path) -> Iterator[LanFactory]:
 def lan(lan_of: LanFactory) -> dict[str, Node]:
     """Two windows and a hub."""
     return lan_of("hub", "a", "b")
+
+
+def veth(name: str, netns: str, peer: str, peer_netns: str) -> None:
+    """A veth pair: ``name`` in ``netns``, ``peer`` in ``peer_netns``."""
+    sh("ip", "link", "add", name, "netns", netns, "type", "veth", "peer", "name", peer, "netns", peer_netns)
 
 
 def make_tap(node: Node) -> None:
@@ -503,21 +494,7 @@ def test_cjdns_internet_gateway_serves_only_pinned_clients(lan: dict[str, Node])
     # the "internet": one namespace behind the gateway, reachable only through it
     inet = f"{gw.netns.rsplit('-', 1)[0]}-inet"
     sh("ip", "netns", "add", inet)
-    sh(
-        "ip",
-        "link",
-        "add",
-        "inet0",
-        "netns",
-        gw.netns,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        "eth0",
-        "netns",
-        inet,
-    )
+    veth("inet0", gw.netns, "eth0", inet)
     for netns, address in ((gw.netns, "198.51.100.1/24"), (inet, "198.51.100.2/24")):
         dev = "inet0" if netns == gw.netns else "eth0"
         sh("ip", "-n", netns, "addr", "add", address, "dev", dev)

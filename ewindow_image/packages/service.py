@@ -87,6 +87,7 @@ class SourcePackages:
         self.cache_root = cache_root
         self._resolvers: dict[Target, AptResolver] = {}
         self._compilers: dict[Target, str] = {}
+        self._tools: str | None = None
 
     # --- where things are -----------------------------------------------------------------
 
@@ -118,6 +119,14 @@ class SourcePackages:
             self._compilers[target] = run(toolchain.version_argv(target), capture=True).splitlines()[0]
         return self._compilers[target]
 
+    def build_tools(self) -> str:
+        """The other programs builds run on (cjdns' build is node and python3): their
+        versions, so another node or python makes another package."""
+        if self._tools is None:
+            self._tools = " ".join(run([tool, "--version"], capture=True).strip().splitlines()[0]
+                                   for tool in toolchain.BUILD_TOOLS)
+        return self._tools
+
     # --- planning -------------------------------------------------------------------------
 
     def plan(self, names: Sequence[str], target: Target, *,
@@ -130,6 +139,7 @@ class SourcePackages:
             inputs = {f"recipe packages/{name}/package.yaml": _sha(manifest.read_bytes()),
                       "source pin": f"{recipe.source.commit} tree {recipe.source.tree_sha256}",
                       "target": target.label, "compiler": self.compiler(target),
+                      "build tools": self.build_tools(),
                       "builder code (ewindow_image/packages)": code_digest()}
             for patch in recipe.patches:
                 inputs[f"patch {patch.name}"] = _sha(patch.read_bytes())

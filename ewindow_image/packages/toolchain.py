@@ -24,6 +24,7 @@ from ..errors import EWindowError
 GNU_TYPE = {"arm64": "aarch64-linux-gnu", "amd64": "x86_64-linux-gnu"}
 MACHINE_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 SYSROOT_DEBS = "var/cache/apt/archives"
+BUILD_TOOLS = ("node", "python3", "make")  # besides the compiler; their versions key a package
 
 
 @dataclass(frozen=True)

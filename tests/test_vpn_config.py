@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from firstboot.fsops import Root
 from firstboot.identity import derive
@@ -276,3 +279,41 @@ def test_probe_parsers_for_both_yggdrasil_versions_and_ping() -> None:
         "fe80::b827:ebff:fe00:b",
         "fde1:c0fe::b827:eb00:a",
     }
+
+
+def peervpn_value(conf_text: str, keyword: str) -> str:
+    """What PeerVPN's config.ic reads for ``keyword``: the line's value cut at '#' or ';',
+    white space trimmed, at most 511 characters (its 512-byte buffer)."""
+    for line in conf_text.splitlines():
+        head, _, value = line.strip().partition(" ")
+        if head == keyword:
+            return re.split(r"[#;]", value)[0].strip()[:511]
+    raise AssertionError(f"no {keyword} line")
+
+
+@given(st.text(max_size=600))
+def test_an_accepted_psk_reaches_peervpn_unchanged(psk: str) -> None:
+    try:
+        peervpn.check_psk(psk)
+    except VpnSettingsError:
+        return
+    conf = peervpn.conf(node(backends=("peervpn",), psk=psk, peervpn_initpeers=("203.0.113.7 7777",)))
+    assert peervpn_value(conf, "psk") == psk
+    assert len(conf.splitlines()) == len([line for line in conf.split("\n") if line])  # no line forged
+
+
+# "HOST PORT" entries, mostly well-formed, some hosts with characters PeerVPN would cut at
+initpeer = st.builds(lambda host, port: f"{host} {port}", st.text(min_size=1, max_size=40),
+                     st.integers(-1, 70000))
+
+
+@given(st.lists(initpeer | st.text(max_size=20), max_size=30))
+def test_accepted_initpeers_reach_peervpn_unchanged(entries: list[str]) -> None:
+    try:
+        peervpn.check_initpeers(tuple(entries))
+    except VpnSettingsError:
+        return
+    if not entries:
+        return
+    conf = peervpn.conf(node(backends=("peervpn",), psk="a-valid-psk-123", peervpn_initpeers=tuple(entries)))
+    assert peervpn_value(conf, "initpeers").split() == " ".join(entries).split()

@@ -119,14 +119,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
 
 
 def seeded_cache(tmp: Path) -> Path:
-    """A cache folder for one test: links to the main cache's .debs and finished snapshots,
-    so the test rebuilds only the stages its own settings change."""
+    """A cache folder for one test: links to the main cache's downloads, packages and
+    finished snapshots, so the test rebuilds only the stages its own settings change."""
     main = default_cache_dir()
     cache = tmp / "cache"
     (cache / "stages").mkdir(parents=True)
-    for name in ("debs", "apt"):
-        if (main / name).exists():
-            (cache / name).symlink_to(main / name)
+    # downloads, apt indexes, source archives, sysroots and source-built .debs: all keyed or
+    # verified, so a test's build reuses them like the main cache would
+    for name in ("debs", "apt", "sources", "sysroots", "packages"):
+        (main / name).mkdir(parents=True, exist_ok=True)
+        (cache / name).symlink_to(main / name)
     for meta in (main / "stages").glob("*/stage.json"):
         (cache / "stages" / meta.parent.name).symlink_to(meta.parent)
     return cache

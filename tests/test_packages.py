@@ -147,3 +147,8 @@ def test_bad_builds_are_one_line_cache_nothing_and_the_fixed_build_succeeds(repo
     assert deb.is_file() and deb_field(deb, "Package") == "peervpn"
     meta = json.loads(next((cache / "packages/peervpn").glob("*/package.json")).read_text())
     assert meta["pin"]["commit"] == recipe.source.commit
+    # built in another folder, the same bytes as the main cache's build of the same key (the
+    # source and sysroot paths do not reach the binary, file times are the commit's)
+    same_key = default_cache_dir() / "packages/peervpn" / meta["pin"]["key"][:16] / deb.name
+    packages_cli(REPO, default_cache_dir(), tmp_path / "main-out", *build)
+    assert same_key.read_bytes() == deb.read_bytes()

@@ -55,7 +55,7 @@ def build(recipe: Recipe, target: Target, archive: Path, sysroot: Path, work: Pa
         _run_logged(patch_command(patch), recipe, target, f"patch {patch.name}", log_file, cwd=source)
     wrapper = work / "toolchain" / "cc"
     wrapper.parent.mkdir()
-    wrapper.write_text(toolchain.compiler_wrapper(target, sysroot))
+    wrapper.write_text(toolchain.compiler_wrapper(target, sysroot, source))
     wrapper.chmod(0o755)
     env = toolchain.build_env(target, wrapper, source, epoch)
     for index, command in enumerate(recipe.build, 1):

@@ -86,7 +86,7 @@ def merge_usr(sysroot: Path) -> None:
             link.symlink_to(f"usr/{name}")
 
 
-def sysroot_flags(target: Target, sysroot: Path) -> list[str]:
+def sysroot_flags(target: Target, sysroot: Path, source: Path) -> list[str]:
     """Compile and link against the sysroot's headers, start files and libraries first.
 
     ``--sysroot`` alone is not enough: Debian's cross gcc searches its own target folders
@@ -95,15 +95,19 @@ def sysroot_flags(target: Target, sysroot: Path) -> list[str]:
     (``undefined reference to __isoc23_strtol@GLIBC_2.38``)."""
     root, triplet = os.fspath(sysroot), GNU_TYPE[target.arch]
     libdirs = [f"{root}/usr/lib/{triplet}", f"{root}/lib/{triplet}"]
+    # Where the source and the sysroot lie (per cache folder) must not reach the binary: the
+    # debug info holds both paths, and the linker's build ID hashes the debug info, so two
+    # caches built binaries that differed in their build ID alone.
+    path_maps = [f"-ffile-prefix-map={os.fspath(source)}=.", f"-ffile-prefix-map={root}="]
     return [f"--sysroot={root}", f"-isystem{root}/usr/include/{triplet}", f"-isystem{root}/usr/include",
-            f"-B{libdirs[0]}/", *(f"-L{d}" for d in libdirs), f"-Wl,-rpath-link,{libdirs[0]}"]
+            f"-B{libdirs[0]}/", *(f"-L{d}" for d in libdirs), f"-Wl,-rpath-link,{libdirs[0]}", *path_maps]
 
 
-def compiler_wrapper(target: Target, sysroot: Path) -> str:
+def compiler_wrapper(target: Target, sysroot: Path, source: Path) -> str:
     """A ``cc`` that compiles and links against the sysroot, for build systems that take
     CC as one word (cjdns spawns it directly)."""
     gcc = shlex.quote(f"{tool_prefix(target)}gcc")
-    flags = " ".join(shlex.quote(f) for f in sysroot_flags(target, sysroot))
+    flags = " ".join(shlex.quote(f) for f in sysroot_flags(target, sysroot, source))
     return f"#!/bin/sh\nexec {gcc} {flags} \"$@\"\n"
 
 
@@ -117,7 +121,7 @@ def build_env(target: Target, wrapper: Path, source: Path, epoch: int) -> dict[s
     prefix = tool_prefix(target)
     return {
         "CC": os.fspath(wrapper), "AR": f"{prefix}ar", "RANLIB": f"{prefix}ranlib",
-        "STRIP": f"{prefix}strip", "CFLAGS": f"-ffile-prefix-map={os.fspath(source)}=.",
+        "STRIP": f"{prefix}strip", "CFLAGS": "",
         "LDFLAGS": "-Wl,--as-needed",
         # Debian's names (dpkg-architecture); not TARGET_ARCH, which make's built-in rules use
         "DEB_HOST_ARCH": target.arch, "DEB_HOST_GNU_TYPE": GNU_TYPE[target.arch],

@@ -80,22 +80,21 @@ def test_peervpn_config_and_its_psk_rules() -> None:
             peervpn_initpeers=("203.0.113.7 7777", "gw.example.org 7777"),
         )
     )
+    # a window takes a new UDP port at each start (no "port"): see peervpn.conf
     assert conf.splitlines()[1:] == [
         "networkname ewindow",
         "psk a-good-psk-0123",
         "enabletunneling yes",
         "interface tap0",
-        "port 7777",
         "enableipv4 yes",
         "enableipv6 yes",
         "initpeers 203.0.113.7 7777 gw.example.org 7777",
     ]
-    assert "enablerelay yes" in peervpn.conf(node(backends=("peervpn",), psk="x" * 20, role="hub"))
+    hub = peervpn.conf(node(backends=("peervpn",), psk="x" * 20, role="hub")).splitlines()
+    assert "enablerelay yes" in hub and "port 7777" in hub  # where the windows' initpeers point
     for bad in ("", "has#hash", "has;semicolon", "has space"):
         with pytest.raises(VpnSettingsError, match="vpn.psk"):
             peervpn.conf(node(backends=("peervpn",), psk=bad))
-    assert peervpn.peers_from_log("[123] 2 peers connected.") == 2
-    assert peervpn.peers_from_log("   IPv4/UDP: ok.") is None
 
 
 def test_yggdrasil_keeps_keys_and_sets_the_site_keys() -> None:

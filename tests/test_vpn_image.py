@@ -30,6 +30,7 @@ from .test_built_image import free_port
 
 pytestmark = [pytest.mark.slow, requires_root]
 STAND_IN_VERSION = "0.044-0ewindow.test1"
+CJDNS_HUB_KEY = "3fdqgz2vtqb0wx02hhvx3wjmjqktyt567fcuvj3m72vw5u6ubu70.k"  # a peer that is not there
 
 
 def make_deb(folder: Path, name: str, version: str, program: str) -> Path:
@@ -122,10 +123,12 @@ def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp
                 "extra_repos": [{"uri": repo_uri, "suite": "./", "key_file": str(repo_key)}]},
         "extra_packages": ["ewindow-extra-test"],
         "secrets_file": str(secrets),
-        "vpn": {"backends": ["tinc", "yggdrasil", "peervpn"],
+        "vpn": {"backends": ["tinc", "yggdrasil", "peervpn", "cjdns"],
                 "tinc": {"hubs": [{"name": "hub", "addresses": ["192.0.2.1"], "public_key": hub_key}]},
                 "yggdrasil": {"peers": ["tcp://192.0.2.1:12345"]},
-                "peervpn": {"initpeers": ["192.0.2.1 7777"]}},
+                "peervpn": {"initpeers": ["192.0.2.1 7777"]},
+                "cjdns": {"peers": [{"address": "192.0.2.1:11000", "name": "hub",
+                                     "password": "cjdns-peer-pw-1", "public_key": CJDNS_HUB_KEY}]}},
     }))
     out = tmp_path / "out"
     cache = seeded_cache(tmp_path)

@@ -10,12 +10,9 @@ written.
 
 from __future__ import annotations
 
-import re
-
 from . import VpnNode, VpnSettingsError
 
 CONF = "etc/peervpn/ewindow.conf"
-PEERS_LINE = re.compile(r"^\[(\d+)\] (\d+) peers connected\.$")
 
 
 # config.ic reads a value into a 512-byte buffer: 511 characters and the terminating NUL. A
@@ -71,8 +68,3 @@ def conf(node: VpnNode) -> str:
         lines.append("enablerelay yes")  # peers that cannot reach each other relay through hubs
     return "\n".join(lines) + "\n"
 
-
-def peers_from_log(line: str) -> int | None:
-    """The peer count of a ``[uptime] N peers connected.`` line (PeerVPN prints it on change)."""
-    found = PEERS_LINE.match(line.strip())
-    return int(found.group(2)) if found else None

@@ -145,7 +145,7 @@ def cmd_packages(args: argparse.Namespace) -> int:
     try:
         target = Target(arch, suite)
     except EWindowError as exc:
-        raise ConfigError("--arch", "", str(exc)) from None
+        raise ConfigError("--arch/--suite", "", str(exc)) from None
     cache = StageCache(args.cache_dir or default_cache_dir())
     sources = SourcePackages(cfg, REPO_ROOT / "packages", cache.root)
     unknown = [n for n in args.names if n not in sources.recipes]

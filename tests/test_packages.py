@@ -152,3 +152,11 @@ def test_bad_builds_are_one_line_cache_nothing_and_the_fixed_build_succeeds(repo
     same_key = default_cache_dir() / "packages/peervpn" / meta["pin"]["key"][:16] / deb.name
     packages_cli(REPO, default_cache_dir(), tmp_path / "main-out", *build)
     assert same_key.read_bytes() == deb.read_bytes()
+
+
+def test_arch_and_suite_arguments_are_checked(tmp_path: Path) -> None:
+    for args in (("--arch", "mips"), ("--suite", "../../etc"), ("--suite", "trixie; rm -rf /")):
+        result = packages_cli(REPO, tmp_path / "cache", tmp_path / "out", *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) <= 2
+    assert not (tmp_path / "out").exists() and not (tmp_path / "cache").exists()

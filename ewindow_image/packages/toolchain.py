@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from ..errors import EWindowError
 GNU_TYPE = {"arm64": "aarch64-linux-gnu", "amd64": "x86_64-linux-gnu"}
 MACHINE_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 SYSROOT_DEBS = "var/cache/apt/archives"
+SUITE = re.compile(r"[a-z][a-z0-9-]{1,30}")
 BUILD_TOOLS = ("node", "python3", "make")  # besides the compiler; their versions key a package
 
 
@@ -35,6 +37,8 @@ class Target:
     def __post_init__(self) -> None:
         if self.arch not in GNU_TYPE:
             raise EWindowError(f"unsupported architecture '{self.arch}' ({', '.join(GNU_TYPE)})")
+        if not SUITE.fullmatch(self.suite):  # it names sysroot and log files
+            raise EWindowError(f"'{self.suite[:40]}' is not a Debian release name (e.g. trixie)")
 
     @property
     def label(self) -> str:

@@ -427,9 +427,8 @@ def test_cjdns_joins_two_windows_and_stays_closed_to_strangers(lan_of: LanFactor
     seconds = wait_for(lambda: pings(a, target), 60, "a reaches b's cjdns address")
     print(f"cjdns: a reached b after {seconds:.1f} s")
     # the strangers find each other by their beacons (so beacons do cross this LAN) ...
-    beaconed = wait_for(lambda: lan["s"].probe("cjdns").peers == 1, 70, "the strangers peer by beacon")
+    wait_for(lambda: lan["s"].probe("cjdns").peers == 1, 70, "the strangers peer by beacon")
     print(f"cjdns: the two strangers peered by UDP beacon after {time.monotonic() - started:.0f} s")
-    assert beaconed >= 0
     # ... and never with a window, watched for a minute from the start
     while time.monotonic() - started < 60:
         assert a.probe("cjdns").peers == 1 and b.probe("cjdns").peers == 1  # the hub only

@@ -63,11 +63,6 @@ def tool_prefix(target: Target) -> str:
     return "" if target.arch == host_arch() else f"{GNU_TYPE[target.arch]}-"
 
 
-def compiler_package(target: Target) -> str:
-    prefix = tool_prefix(target)
-    return f"gcc-{prefix[:-1].replace('_', '-')}" if prefix else "gcc"
-
-
 def version_argv(target: Target) -> list[str]:
     return [f"{tool_prefix(target)}gcc", "--version"]
 

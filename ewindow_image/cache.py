@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -166,10 +167,14 @@ def enforce_limit(cache: StageCache, max_size: int) -> list[CacheEntry]:
     return doomed
 
 
+SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
+
+
 def parse_size(text: str) -> int:
-    """``20G``, ``500M``, ``1.5T`` or plain bytes."""
-    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    text = text.strip().upper().removesuffix("B").removesuffix("I")
-    factor = units.get(text[-1:], 1)
-    number = text[:-1] if text[-1:] in units else text
-    return int(float(number) * factor)
+    """``20G``, ``500M``, ``1.5T`` or plain bytes; ValueError for anything else (negative,
+    ``inf``, ``nan``, words)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    match = SIZE_RE.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a size like 20G")
+    return int(float(match.group(1)) * units[match.group(2).upper()])

@@ -11,12 +11,14 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import enum
+import functools
 import hashlib
-import ipaddress
 import json
+import math
 import re
 import stat
 import typing
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +26,10 @@ from typing import Any
 
 import yaml
 
-from firstboot.vpn import peervpn as peervpn_rules
+import firstboot.vpn as vpn_rules
+from firstboot import checks
 
+from . import yamlfile
 from .errors import ConfigError
 
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
@@ -183,6 +187,7 @@ class IdentityConfig:
     prefix: str
     hostname_template: str
     domain: str
+    allow_global_prefix: bool = False  # a prefix outside fc00::/7 the deployment owns
 
 
 @dataclass(frozen=True)
@@ -284,6 +289,8 @@ class Config:
 
 
 # --- validators for individual fields (called after type conversion) -------------------------
+# Each value is checked by its one check in firstboot/checks.py (shared with personalise,
+# hosts and firstboot on the window); this part only says which check holds for which key.
 
 
 def _source(sources: Mapping[str, str], key: str) -> str:
@@ -297,68 +304,106 @@ def _source(sources: Mapping[str, str], key: str) -> str:
     return "defaults"
 
 
-def _check_config(cfg: Config, sources: Mapping[str, str]) -> None:
+Fail = typing.Callable[[str, str], typing.NoReturn]
+
+
+def _checker(sources: Mapping[str, str]) -> tuple[Fail, typing.Callable[..., Any]]:
     def fail(key: str, message: str) -> typing.NoReturn:
         raise ConfigError(_source(sources, key), key, message)
 
+    def check(key: str, rule: typing.Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return rule(*args, **kwargs)
+        except ValueError as exc:  # checks.InvalidValue, VpnSettingsError
+            fail(key, str(exc).removeprefix(f"{key}: "))
+
+    return fail, check
+
+
+def _check_config(cfg: Config, sources: Mapping[str, str]) -> None:
+    fail, check = _checker(sources)
     if cfg.arch != "arm64":
-        fail("arch", f"'{cfg.arch}' is not supported (only arm64)")
-    if not is_hostname(cfg.hostname):
-        fail("hostname", f"'{cfg.hostname}' is not a valid host name (a-z, 0-9, '-', ≤ 63)")
-    if not _is_username(cfg.admin.user) or cfg.admin.user == "root":
-        fail("admin.user", f"'{cfg.admin.user}' is not a valid login name (not root)")
-    for key in cfg.admin.authorized_keys:
-        if not _looks_like_ssh_key(key):
-            fail("admin.authorized_keys", f"'{key[:40]}' is not an SSH public key line")
-    if not 64 <= cfg.image.boot_size_mib <= 2048:
-        fail("image.boot_size_mib", f"{cfg.image.boot_size_mib} is outside 64..2048")
-    if not 64 <= cfg.image.headroom_mib <= 65536:
-        fail("image.headroom_mib", f"{cfg.image.headroom_mib} is outside 64..65536")
-    if not (len(cfg.image.disk_id) == 8 and _is_hex(cfg.image.disk_id)):
-        fail("image.disk_id", f"'{cfg.image.disk_id}' is not 8 hex digits")
-    if not 1 <= cfg.image.zstd_level <= 19:
-        fail("image.zstd_level", f"{cfg.image.zstd_level} is outside 1..19")
-    if not 0 <= cfg.image.xz_level <= 9:
-        fail("image.xz_level", f"{cfg.image.xz_level} is outside 0..9")
-    if not cfg.image.name or "/" in cfg.image.name:
-        fail("image.name", f"'{cfg.image.name}' is not a file name")
-    for url_key, url in (("apt.mirror", cfg.apt.mirror), ("apt.security_mirror", cfg.apt.security_mirror)):
-        if not url.startswith(("http://", "https://", "file:/")):
-            fail(url_key, f"'{url}' is not an http(s):// or file:/ URL")
-    if cfg.apt.proxy and not cfg.apt.proxy.startswith(("http://", "https://")):
-        fail("apt.proxy", f"'{cfg.apt.proxy}' is not an http(s):// URL")
-    for index, repo in enumerate(cfg.apt.extra_repos):
-        key = f"apt.extra_repos[{index}]"
-        if not repo.uri.startswith(("http://", "https://", "file:/")):
-            fail(f"{key}.uri", f"'{repo.uri}' is not an http(s):// or file:/ URL")
-        if not repo.suite or " " in repo.suite:
-            fail(f"{key}.suite", f"'{repo.suite}' is not a suite name (or ./ for a flat repository)")
-        if not (cfg.base_dir / repo.key_file).expanduser().is_file():
-            fail(f"{key}.key_file",
-                 f"{cfg.base_dir / repo.key_file}: no such file (the repository's signing key)")
+        fail("arch", f"{checks.shown(cfg.arch)} is not supported (only arm64)")
+    check("hostname", checks.hostname, cfg.hostname)
+    check("timezone", checks.timezone, cfg.timezone)
+    if cfg.timezone not in _known_timezones():
+        fail("timezone", f"{checks.shown(cfg.timezone)} is not in the tz database (e.g. Europe/Berlin)")
+    for index, package in enumerate(cfg.extra_packages):
+        check(f"extra_packages[{index}]", checks.debian_package, package)
+    check("admin.user", checks.login_name, cfg.admin.user)
+    for index, line in enumerate(cfg.admin.authorized_keys):
+        check(f"admin.authorized_keys[{index}]", checks.ssh_public_key, line)
+    _check_ranges(cfg, fail)
+    check("image.disk_id", checks.image_disk_id, cfg.image.disk_id)
+    check("image.name", checks.file_name, cfg.image.name)
+    _check_apt(cfg, fail, check)
     for index, mirror in enumerate(cfg.sources.mirrors):
-        if not mirror or any(c.isspace() for c in mirror) or (
-                "://" in mirror and not mirror.startswith(("http://", "https://", "file://"))):
-            fail(f"sources.mirrors[{index}]", f"'{mirror}' is not a folder or an http(s):// or file:// URL")
-    if not 0 <= cfg.apt.retries <= 20:
-        fail("apt.retries", f"{cfg.apt.retries} is outside 0..20")
-    for module in cfg.boot.extra_modules:
-        if not module.replace("_", "").replace("-", "").isalnum():
-            fail("boot.extra_modules", f"'{module}' is not a kernel module name")
-    for package in cfg.extra_packages:
-        if not _is_package_name(package):
-            fail("extra_packages", f"'{package}' is not a Debian package name")
-    _check_identity(cfg.identity, fail)
-    _check_wifi(cfg.wifi, fail)
-    _check_vpn(cfg.vpn, fail)
+        if "://" in mirror:
+            check(f"sources.mirrors[{index}]", checks.url, mirror, ("http", "https", "file"))
+        elif not mirror or not mirror.isprintable() or mirror != mirror.strip():
+            fail(f"sources.mirrors[{index}]", f"{checks.shown(mirror)} is not a folder or an http(s):// "
+                 "or file:// URL")
+    for index, module in enumerate(cfg.boot.extra_modules):
+        check(f"boot.extra_modules[{index}]", checks.kernel_module, module)
+    check("boot.cmdline_extra", checks.cmdline_extra, cfg.boot.cmdline_extra)
+    for index, line in enumerate(cfg.boot.config_txt_extra):
+        check(f"boot.config_txt_extra[{index}]", checks.config_txt_line, line)
+    _check_identity(cfg.identity, check)
+    _check_wifi(cfg.wifi, fail, check)
+    _check_vpn(cfg.vpn, fail, check)
     _check_agent(cfg, fail)
     if cfg.build.cache_max_size:
         from .cache import parse_size
 
-        try:
-            parse_size(cfg.build.cache_max_size)
-        except ValueError:
-            fail("build.cache_max_size", f"'{cfg.build.cache_max_size}' is not a size like 20G")
+        check("build.cache_max_size", parse_size, cfg.build.cache_max_size)
+    check("build.qemu_cpu", _qemu_cpu, cfg.build.qemu_cpu)
+
+
+# (key, value, low, high): every bounded number of the config
+def _ranges(cfg: Config) -> list[tuple[str, float, float, float]]:
+    return [
+        ("image.boot_size_mib", cfg.image.boot_size_mib, 64, 2048),
+        ("image.headroom_mib", cfg.image.headroom_mib, 64, 65536),
+        ("image.zstd_level", cfg.image.zstd_level, 1, 19),
+        ("image.xz_level", cfg.image.xz_level, 0, 9),
+        ("apt.retries", cfg.apt.retries, 0, 20),
+    ]
+
+
+def _check_ranges(cfg: Config, fail: Fail) -> None:
+    for key, value, low, high in _ranges(cfg):
+        if not low <= value <= high:
+            fail(key, f"{value} is outside {low}..{high}")
+
+
+def _qemu_cpu(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.,=+-]{1,128}", value):
+        raise checks.InvalidValue(f"{checks.shown(value)} is not a qemu -cpu model like max,pauth=off")
+    return value
+
+
+@functools.cache
+def _known_timezones() -> frozenset[str]:
+    """The host's tz database (Debian's tzdata, which make installs); the image's own
+    zoneinfo is checked again by the stage that links /etc/localtime."""
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
+def _check_apt(cfg: Config, fail: Fail, check: typing.Callable[..., Any]) -> None:
+    network = ("http", "https")
+    check("apt.mirror", checks.url, cfg.apt.mirror, (*network, "file"))
+    check("apt.security_mirror", checks.url, cfg.apt.security_mirror, (*network, "file"))
+    if cfg.apt.proxy:
+        check("apt.proxy", checks.url, cfg.apt.proxy, network)
+    for index, repo in enumerate(cfg.apt.extra_repos):
+        key = f"apt.extra_repos[{index}]"
+        check(f"{key}.uri", checks.url, repo.uri, (*network, "file"))
+        check(f"{key}.suite", checks.apt_word, repo.suite)
+        for number, component in enumerate(repo.components):
+            check(f"{key}.components[{number}]", checks.apt_word, component)
+        if not (cfg.base_dir / repo.key_file).expanduser().is_file():
+            fail(f"{key}.key_file",
+                 f"{cfg.base_dir / repo.key_file}: no such file (the repository's signing key)")
 
 
 def agent_settings(cfg: Config) -> dict[str, Any]:
@@ -370,7 +415,7 @@ def agent_settings(cfg: Config) -> dict[str, Any]:
     return agent
 
 
-def _check_agent(cfg: Config, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+def _check_agent(cfg: Config, fail: Fail) -> None:
     from hardware.config import AgentConfigError, parse
 
     try:
@@ -380,84 +425,42 @@ def _check_agent(cfg: Config, fail: typing.Callable[[str, str], typing.NoReturn]
         fail(f"agent.{field_name}", message)
 
 
-def _check_vpn(vpn: VpnConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
+def _check_vpn(vpn: VpnConfig, fail: Fail, check: typing.Callable[..., Any]) -> None:
+    """The build's part of the VPN settings: firstboot's own parser on the window reads
+    them (firstboot/vpn/__init__.py parse_vpn), so the same checks hold here."""
     if len(set(vpn.backends)) != len(vpn.backends):
         fail("vpn.backends", "a backend is listed twice")
-    if not (vpn.network_name and all(c.isalnum() or c in "_-" for c in vpn.network_name)):
-        fail("vpn.network_name", f"'{vpn.network_name}' must be letters, digits, '-' and '_'")
-    # The same checks firstboot makes on the window (firstboot/vpn/peervpn.py), so nothing
-    # is accepted here that the window refuses later.
-    if VpnBackend.peervpn in vpn.backends and vpn.psk:
-        try:
-            peervpn_rules.check_psk(vpn.psk)
-        except ValueError:
-            fail("vpn.psk", f"PeerVPN's parser cuts values at '#', ';' and white space and takes at most "
-                 f"{peervpn_rules.MAX_VALUE} characters; build.py network init makes one that fits")
-    for index, hub in enumerate(vpn.tinc.hubs):
-        if VpnBackend.tinc in vpn.backends and "BEGIN RSA PUBLIC KEY" not in hub.public_key:
-            fail(f"vpn.tinc.hubs[{index}].public_key",
-                 "the hub's RSA public key block (from its hosts/ file)")
+    plain = _to_plain(vpn)
     try:
-        peervpn_rules.check_initpeers(vpn.peervpn.initpeers)
-    except ValueError as exc:
+        vpn_rules.parse_vpn(plain)
+    except vpn_rules.VpnSettingsError as exc:
         key, _, message = str(exc).partition(": ")
         fail(key, message)
 
 
-def _check_identity(identity: IdentityConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
-    try:
-        network = ipaddress.IPv6Network(identity.prefix, strict=True)
-    except ValueError as exc:
-        fail("identity.prefix", f"'{identity.prefix}' is not an IPv6 prefix like fde1:c0fe::/64 ({exc})")
-    if network.prefixlen > 80:
-        fail("identity.prefix", f"'{identity.prefix}' leaves fewer than 48 bits for the MAC")
-    try:
-        sample = identity.hostname_template.format(mac6="b83c3c", serial="00000000b83c3c1b")
-    except (KeyError, IndexError, ValueError) as exc:
-        fail("identity.hostname_template", f"'{identity.hostname_template}': only {{mac6}} and "
-             f"{{serial}} can be used ({exc})")
-    if not is_hostname(sample):
-        fail("identity.hostname_template", f"'{identity.hostname_template}' gives '{sample}', "
-             "not a valid host name")
-    labels = identity.domain.split(".")
-    if not all(is_hostname(label) for label in labels):
-        fail("identity.domain", f"'{identity.domain}' is not a domain name")
+def _check_identity(identity: IdentityConfig, check: typing.Callable[..., Any]) -> None:
+    check("identity.prefix", checks.identity_prefix, identity.prefix,
+          allow_global=identity.allow_global_prefix)
+    check("identity.hostname_template", checks.hostname_template, identity.hostname_template)
+    check("identity.domain", checks.domain, identity.domain)
 
 
-def _check_wifi(wifi: WifiConfig, fail: typing.Callable[[str, str], typing.NoReturn]) -> None:
-    if wifi.country and not (len(wifi.country) == 2 and wifi.country.isalpha() and wifi.country.isupper()):
-        fail("wifi.country", f"'{wifi.country}' is not a two-letter country code like DE")
+def _check_wifi(wifi: WifiConfig, fail: Fail, check: typing.Callable[..., Any]) -> None:
+    if wifi.country:
+        check("wifi.country", checks.wifi_country, wifi.country)
     if wifi.networks and not wifi.country:
-        fail("wifi.country", "required with wifi.networks (the radio's regulatory domain)")
+        fail("wifi.networks", "needs wifi.country (the radio's regulatory domain), e.g. country: DE")
     for index, network in enumerate(wifi.networks):
-        if not 1 <= len(network.ssid.encode()) <= 32:
-            fail(f"wifi.networks[{index}].ssid", "1 to 32 bytes")
-        if network.psk and not 8 <= len(network.psk) <= 63:
-            fail(f"wifi.networks[{index}].psk", "8 to 63 characters (\"\" for an open network)")
-
-
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdefABCDEF" for c in text)
+        check(f"wifi.networks[{index}].ssid", checks.wifi_ssid, network.ssid)
+        check(f"wifi.networks[{index}].psk", checks.wifi_psk, network.psk)
 
 
 def is_hostname(name: str) -> bool:
-    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-")
-    return 0 < len(name) <= 63 and set(name) <= allowed and not name.startswith("-")
-
-
-def _is_username(name: str) -> bool:
-    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
-    return 0 < len(name) <= 32 and set(name) <= allowed and name[0].isalpha()
-
-
-def _is_package_name(name: str) -> bool:
-    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789+-.")
-    return len(name) >= 2 and set(name) <= allowed and name[0].isalnum()
-
-
-def _looks_like_ssh_key(line: str) -> bool:
-    parts = line.split()
-    return len(parts) >= 2 and (parts[0].startswith(("ssh-", "ecdsa-", "sk-")))
+    try:
+        checks.hostname(name)
+    except checks.InvalidValue:
+        return False
+    return True
 
 
 # --- generic conversion from YAML data to the dataclasses above ------------------------------
@@ -491,19 +494,15 @@ def _collect_secrets(value: Any, found: list[str]) -> None:
             _collect_secrets(item, found)
 
 
-def _type_name(tp: Any) -> str:
-    if tp is str:
-        return "a string"
-    if tp is int:
-        return "an integer"
-    if tp is bool:
-        return "true or false"
-    if typing.get_origin(tp) is tuple:
-        return "a list"
-    return "a mapping"
+def _got(value: Any, secret: bool) -> str:
+    """How a message shows a wrong value: shortened, and never a secret's."""
+    if secret:
+        return "" if isinstance(value, str) else " (write it in quotes)"
+    hint = " (write it in quotes)" if isinstance(value, bool | int | float) else ""
+    return f", got {checks.shown(value)}{hint}"
 
 
-def _convert(tp: Any, value: Any, key: str, sources: Mapping[str, str]) -> Any:
+def _convert(tp: Any, value: Any, key: str, sources: Mapping[str, str], secret: bool = False) -> Any:
     source = _source(sources, key)
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
@@ -512,32 +511,35 @@ def _convert(tp: Any, value: Any, key: str, sources: Mapping[str, str]) -> Any:
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         choices = [m.value for m in tp]
         if not isinstance(value, str) or value not in choices:
-            raise ConfigError(source, key, f"{value!r} is not one of {', '.join(choices)}")
+            raise ConfigError(source, key, f"{checks.shown(value)} is not one of {', '.join(choices)}")
         return tp(value)
     if origin is tuple:
         (item_type, _ellipsis) = typing.get_args(tp)
         if value is None:
             return ()
         if not isinstance(value, list):
-            raise ConfigError(source, key, f"expected a list, got {value!r}")
-        return tuple(_convert(item_type, item, f"{key}[{i}]", sources) for i, item in enumerate(value))
+            raise ConfigError(source, key, f"expected a list{_got(value, secret)}")
+        return tuple(_convert(item_type, item, f"{key}[{i}]", sources, secret)
+                     for i, item in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(source, key, f"expected true or false, got {value!r}")
+            raise ConfigError(source, key, f"expected true or false{_got(value, secret)}")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(source, key, f"expected an integer, got {value!r}")
+            raise ConfigError(source, key, f"expected an integer{_got(value, secret)}")
         return value
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(source, key, f"expected a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ConfigError(source, key, f"expected a number{_got(value, secret)}")
         return float(value)
     if tp is str:
         if value is None:
             return ""
+        if value is False and key.endswith("country"):  # YAML 1.1: a bare NO is false
+            raise ConfigError(source, key, 'got false: write the country code in quotes, e.g. "NO"')
         if not isinstance(value, str):
-            raise ConfigError(source, key, f"expected a string, got {value!r}")
+            raise ConfigError(source, key, f"expected a string{_got(value, secret)}")
         return value
     raise TypeError(f"unsupported config type {tp!r} at {key}")  # a bug in this module
 
@@ -545,7 +547,7 @@ def _convert(tp: Any, value: Any, key: str, sources: Mapping[str, str]) -> Any:
 def _build(cls: type, data: Any, prefix: str, sources: Mapping[str, str]) -> Any:
     source = _source(sources, prefix) if prefix else "config"
     if not isinstance(data, dict):
-        raise ConfigError(source, prefix or "(top level)", f"expected a mapping, got {data!r}")
+        raise ConfigError(source, prefix or "(top level)", f"expected a mapping, got {checks.shown(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "base_dir"}
     for name in data:
@@ -553,7 +555,7 @@ def _build(cls: type, data: Any, prefix: str, sources: Mapping[str, str]) -> Any
             key = f"{prefix}.{name}" if prefix else str(name)
             close = difflib.get_close_matches(str(name), list(fields), n=1)
             hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(fields)}"
-            raise ConfigError(_source(sources, key), key, f"unknown key ({hint})")
+            raise ConfigError(_source(sources, key), checks.shown(key).strip("'"), f"unknown key ({hint})")
     values = {}
     for name, spec in fields.items():
         key = f"{prefix}.{name}" if prefix else name
@@ -562,7 +564,7 @@ def _build(cls: type, data: Any, prefix: str, sources: Mapping[str, str]) -> Any
             continue
         if name not in data:
             raise ConfigError(_source(sources, prefix), key, "missing")
-        values[name] = _convert(hints[name], data[name], key, sources)
+        values[name] = _convert(hints[name], data[name], key, sources, bool(spec.metadata.get("secret")))
     return cls(**values)
 
 
@@ -571,31 +573,31 @@ def _build(cls: type, data: Any, prefix: str, sources: Mapping[str, str]) -> Any
 
 def _merge(base: dict[str, Any], layer: Mapping[str, Any], source: str,
            sources: dict[str, str], prefix: str = "") -> None:
-    """Merge ``layer`` into ``base`` in place; mappings merge, everything else replaces."""
+    """Merge ``layer`` into ``base`` in place; mappings merge, everything else replaces.
+    Linear in the number of keys: only a mapping replaced by something else forgets the
+    sources of the keys below it."""
     for name, value in layer.items():
         key = f"{prefix}.{name}" if prefix else str(name)
         if isinstance(value, dict) and isinstance(base.get(name), dict):
             sources.setdefault(key, source)
             _merge(base[name], value, source, sources, key)
-        else:
-            base[name] = value
-            sources[key] = source
-            for sub in [k for k in sources if k.startswith(key + ".")]:
-                sources[sub] = source
+            continue
+        if isinstance(base.get(name), dict):
+            _forget_below(base[name], key, sources)
+        base[name] = value
+        sources[key] = source
+
+
+def _forget_below(old: dict[str, Any], key: str, sources: dict[str, str]) -> None:
+    for name, value in old.items():
+        sub = f"{key}.{name}"
+        sources.pop(sub, None)
+        if isinstance(value, dict):
+            _forget_below(value, sub, sources)
 
 
 def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(str(path), "(file)", exc.strerror or str(exc)) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else "(file)"
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError(str(path), where, str(problem)) from None
+    data = yamlfile.load(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -606,15 +608,17 @@ def _load_yaml(path: Path) -> dict[str, Any]:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse one ``--set key.sub=value``; the value is YAML (``[xz, zstd]``, ``42``, ``true``)."""
     if "=" not in text:
-        raise ConfigError("--set", text, "expected key=value")
+        raise ConfigError("--set", checks.shown(text), "expected key=value")
     key, raw = text.split("=", 1)
     path = key.strip().split(".")
-    if not all(path):
-        raise ConfigError("--set", key, "empty key")
+    if not all(re.fullmatch(r"[a-z0-9_]+", part) for part in path):
+        raise ConfigError("--set", checks.shown(key), "not a key like image.compression")
+    if len(raw) > 65536:
+        raise ConfigError("--set", key, "value longer than 64 KiB")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+        value = yamlfile.parse(raw, f"--set {key}") if raw.strip() else ""
+    except ConfigError:
+        value = raw  # not YAML: the text as it is (a string check follows)
     return path, value
 
 
@@ -633,6 +637,8 @@ def _load_secrets_file(path: Path, named_in: str) -> dict[str, Any]:
         mode = path.stat().st_mode
     except OSError as exc:
         raise ConfigError(named_in, "secrets_file", f"{path}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(mode):
+        raise ConfigError(named_in, "secrets_file", f"{path}: not a file")
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(str(path), "(file)", f"readable by others (mode {stat.S_IMODE(mode):04o}); "
                           f"chmod 600 {path}")
@@ -641,6 +647,36 @@ def _load_secrets_file(path: Path, named_in: str) -> dict[str, Any]:
             raise ConfigError(str(path), "(file)", f"inside the git checkout {parent}: secrets "
                               "belong outside it (build.py network init DIR)")
     return _load_yaml(path)
+
+
+def _overrides_layer(overrides: tuple[str, ...]) -> list[dict[str, Any]]:
+    layers = []
+    for text in overrides:
+        key_path, value = parse_override(text)
+        nested: dict[str, Any] = {}
+        cursor = nested
+        for part in key_path[:-1]:
+            cursor = cursor.setdefault(part, {})
+        cursor[key_path[-1]] = value
+        layers.append(nested)
+    return layers
+
+
+def _secrets_path(data: Mapping[str, Any], overrides: list[dict[str, Any]], sources: Mapping[str, str],
+                  base_dir: Path) -> tuple[Path, str] | None:
+    """The secrets file named by a site file or ``--set secrets_file=…`` (the last wins); a
+    relative name is relative to the site file that names it, or to the current folder."""
+    named_in, name = sources.get("secrets_file", "config"), data.get("secrets_file")
+    for layer in overrides:
+        if "secrets_file" in layer:
+            named_in, name = "--set", layer["secrets_file"]
+    if name in (None, ""):
+        return None
+    if not isinstance(name, str):
+        raise ConfigError(named_in, "secrets_file", f"expected a path{_got(name, False)}")
+    relative_to = Path(named_in).resolve().parent if named_in.endswith((".yaml", ".yml")) else (
+        Path.cwd() if named_in == "--set" else base_dir)
+    return relative_to / Path(name).expanduser(), named_in
 
 
 def load_config(layers: ConfigLayers = ConfigLayers()) -> Config:
@@ -653,20 +689,13 @@ def load_config(layers: ConfigLayers = ConfigLayers()) -> Config:
     for site_file in layers.site_files:
         _merge(data, _load_yaml(site_file), str(site_file), sources)
         base_dir = site_file.resolve().parent
-    secrets_file = data.get("secrets_file")
-    if isinstance(secrets_file, str) and secrets_file:
-        named_in = sources.get("secrets_file", "config")
-        relative_to = Path(named_in).resolve().parent if named_in.endswith((".yaml", ".yml")) else base_dir
-        path = (relative_to / Path(secrets_file).expanduser())
+    overrides = _overrides_layer(layers.overrides)
+    secrets = _secrets_path(data, overrides, sources, base_dir)
+    if secrets is not None:
+        path, named_in = secrets
         _merge(data, _load_secrets_file(path, named_in), str(path), sources)
-    for text in layers.overrides:
-        key_path, value = parse_override(text)
-        nested: dict[str, Any] = {}
-        cursor = nested
-        for part in key_path[:-1]:
-            cursor = cursor.setdefault(part, {})
-        cursor[key_path[-1]] = value
-        _merge(data, nested, "--set", sources)
+    for layer in overrides:
+        _merge(data, layer, "--set", sources)
     built = _build(Config, data, "", sources)
     assert isinstance(built, Config)
     cfg = dataclasses.replace(built, base_dir=base_dir)
@@ -674,17 +703,18 @@ def load_config(layers: ConfigLayers = ConfigLayers()) -> Config:
     keys_file = cfg.admin.authorized_keys_file
     if keys_file:
         path = (base_dir / keys_file).expanduser()
-        source = sources.get("admin.authorized_keys_file", "defaults")
-        try:
-            lines = [ln.strip() for ln in path.read_text().splitlines()]
-        except OSError as exc:
-            raise ConfigError(source, "admin.authorized_keys_file",
-                              f"{path}: {exc.strerror or exc}") from None
+        if not path.is_file():
+            raise ConfigError(_source(sources, "admin.authorized_keys_file"), "admin.authorized_keys_file",
+                              f"{path}: no such file")
+        text = yamlfile.read_text(path, max_bytes=1 << 20)
+        lines = [ln.strip() for ln in text.splitlines()]
         keys = tuple(ln for ln in lines if ln and not ln.startswith("#"))
-        for key in keys:
-            if not _looks_like_ssh_key(key):
-                raise ConfigError(str(path), "admin.authorized_keys_file",
-                                  f"'{key[:40]}' is not an SSH public key line")
+        for number, key in enumerate(lines, 1):
+            if key and not key.startswith("#"):
+                try:
+                    checks.ssh_public_key(key)
+                except checks.InvalidValue as exc:
+                    raise ConfigError(str(path), f"line {number}", str(exc)) from None
         admin = dataclasses.replace(cfg.admin, authorized_keys=cfg.admin.authorized_keys + keys)
         cfg = dataclasses.replace(cfg, admin=admin)
     return cfg

@@ -6,6 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .keys import ed25519_line
+
+BUILT_KEY = ed25519_line("built", "admin@build")
+
 
 def nic(root: Path, name: str, mac: str, driver: str, *, wireless: bool = False,
         assign: str = "0") -> None:
@@ -67,6 +71,6 @@ def pi_root(tmp_path: Path, *, dt_serial: str = "10000000a1b2c3d4", mac: str = "
         "vpn": {"backends": []}}))
     keys = root / "home/ewindow/.ssh"
     keys.mkdir(parents=True)
-    (keys / "authorized_keys").write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIbuilt admin@build\n")
+    (keys / "authorized_keys").write_text(BUILT_KEY + "\n")
     (root / "boot/firmware").mkdir(parents=True)
     return root

@@ -18,6 +18,8 @@ from ewindow_image.config import (
 )
 from ewindow_image.errors import ConfigError
 
+from .keys import ed25519_line
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -56,10 +58,11 @@ def test_site_file_then_overrides_win(tmp_path: Path) -> None:
         ("image:\n  boot_size_mib: 8\n", "site.yaml: image.boot_size_mib: 8 is outside 64..2048"),
         ("suite: buster\n", "site.yaml: suite: 'buster' is not one of trixie, bookworm"),
         ("image: [1]\n", "site.yaml: image: expected a mapping, got [1]"),
-        ("hostname: Not_Valid\n", "site.yaml: hostname: 'Not_Valid' is not a valid host name"),
+        ("hostname: Not_Valid\n", "site.yaml: hostname: 'Not_Valid' is not a host name"),
         ("admin:\n  authorized_keys: [hello]\n",
-         "site.yaml: admin.authorized_keys: 'hello' is not an SSH public key line"),
-        ("apt:\n  proxy: 10.0.0.1:3142\n", "site.yaml: apt.proxy: '10.0.0.1:3142' is not an http(s):// URL"),
+         "site.yaml: admin.authorized_keys[0]: 'hello' is not an SSH public key line"),
+        ("apt:\n  proxy: 10.0.0.1:3142\n",
+         "site.yaml: apt.proxy: '10.0.0.1:3142' is not an http:// or https:// URL"),
         ("suite: [\n", "site.yaml: line 2:"),
     ],
 )
@@ -73,12 +76,12 @@ def test_bad_site_values_name_file_and_field(tmp_path: Path, text: str, message:
 def test_override_errors_name_set(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^--set: image.xz_level: 12 is outside 0..9$"):
         load_config(ConfigLayers((), ("image.xz_level=12",)))
-    with pytest.raises(ConfigError, match=r"^--set: nope: expected key=value$"):
+    with pytest.raises(ConfigError, match=r"^--set: 'nope': expected key=value$"):
         parse_override("nope")
 
 
 def test_authorized_keys_file_is_relative_to_site_file(tmp_path: Path) -> None:
-    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHk0 admin@example"
+    key = ed25519_line("k0", "admin@example")
     write(tmp_path / "keys.pub", f"# admins\n{key}\n\n")
     site = write(tmp_path / "site.yaml", "admin:\n  authorized_keys_file: keys.pub\n")
     cfg = load_config(ConfigLayers((site,)))

@@ -14,10 +14,11 @@ from pathlib import Path
 
 from firstboot.files import wpa_psk
 
-from .pitree import pi_root
+from .keys import ed25519_line
+from .pitree import BUILT_KEY, pi_root
 
 REPO = Path(__file__).resolve().parent.parent
-EXTRA_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIdeployed admin@site"
+EXTRA_KEY = ed25519_line("deployed", "admin@site")
 WIFI_PASSPHRASE = "correct horse battery staple"
 SSID = 'hackspace "5G"'
 VPN_PSK = "vpn-psk-5f2c9e0d7a1b"
@@ -79,7 +80,7 @@ def test_firstboot_sets_up_a_pi4(tmp_path: Path) -> None:
     assert host_key.exists() and host_key.stat().st_mode & 0o777 == 0o600
 
     keys = root / "home/ewindow/.ssh/authorized_keys"
-    assert keys.read_text().splitlines() == ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIbuilt admin@build",
+    assert keys.read_text().splitlines() == [BUILT_KEY,
                                              EXTRA_KEY]
     assert (keys.stat().st_mode & 0o777, keys.stat().st_uid) == (0o600, 1000)
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import yaml
 
+from .keys import rsa_public_key_block
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -59,8 +61,8 @@ def test_site_values_are_checked_with_file_and_field(tmp_path: Path) -> None:
     site.write_text("wifi:\n  country: DE\n  networks:\n    - {ssid: lab, psk: short}\n")
     result = cli("config", "-c", str(site))
     assert result.returncode == 2
-    assert result.stderr.splitlines() == [f"error: {site}: wifi.networks[0].psk: 8 to 63 characters "
-                                          "(\"\" for an open network)"]
+    assert result.stderr.splitlines() == [f"error: {site}: wifi.networks[0].psk: 8 to 63 printable ASCII "
+                                          "characters (\"\" for an open network)"]
     site.write_text("identity:\n  hostname_template: 'window-{room}'\n")
     assert "identity.hostname_template: 'window-{room}': only {mac6} and {serial}" in cli(
         "config", "-c", str(site)).stderr
@@ -68,7 +70,7 @@ def test_site_values_are_checked_with_file_and_field(tmp_path: Path) -> None:
 
 def test_hosts_from_identity_files_and_an_inventory(tmp_path: Path) -> None:
     card = tmp_path / "card-1.json"
-    key = "-----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEAwindow\n-----END RSA PUBLIC KEY-----"
+    key = rsa_public_key_block("window")
     card.write_text(json.dumps({"hostname": "ewindow-2735ed", "ula": "fde1:c0fe::b827:eb27:35ed",
                                 "base_mac": "b8:27:eb:27:35:ed", "tap_mac": "ba:27:eb:27:35:ed",
                                 "vpn": {"tinc_name": "ewindow_2735ed", "tinc_public_key": key}}))

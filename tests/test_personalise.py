@@ -15,11 +15,12 @@ import pytest
 from ewindow_image.flash import Disk, FlashRefused, check_target, parse_lsblk
 
 from .conftest import requires_root
+from .keys import ed25519_line
 from .pitree import pi_root
 
 REPO = Path(__file__).resolve().parent.parent
 MTOOLS = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
-KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIsite admin@site"
+KEY = ed25519_line("site", "admin@site")
 
 
 def small_image(path: Path) -> Path:

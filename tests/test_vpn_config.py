@@ -32,10 +32,11 @@ from firstboot.vpn import (
 from firstboot.vpn.apply import KeyLost, apply
 from hardware.vpnprobe import parse_responders, parse_yggdrasil_peers
 
+from .keys import rsa_public_key_block
 from .pitree import pi_root
 
 REPO = Path(__file__).resolve().parent.parent
-HUB_KEY = "-----BEGIN RSA PUBLIC KEY-----\nMIIBCgKCAQEAhub\n-----END RSA PUBLIC KEY-----"
+HUB_KEY = rsa_public_key_block("hub")
 WINDOW = derive("", "b8:27:eb:27:35:ed")
 
 
@@ -219,7 +220,7 @@ def test_peervpn_psk_and_initpeers_within_its_parser_limits() -> None:
 def test_settings_from_json_name_the_field() -> None:
     with pytest.raises(VpnSettingsError, match=r"vpn.backends: 'wireguard' is not one of"):
         parse_vpn({"backends": ["wireguard"]})
-    with pytest.raises(VpnSettingsError, match=r"vpn.tinc.hubs\[0\].port: expected a port number"):
+    with pytest.raises(VpnSettingsError, match=r"vpn.tinc.hubs\[0\].port: 'x' is not a port number"):
         parse_vpn({"tinc": {"hubs": [{"name": "h", "port": "x"}]}})
 
 

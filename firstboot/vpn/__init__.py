@@ -10,9 +10,12 @@ gone fails loudly instead of silently becoming a new node.
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import checks
 from ..identity import Identity
 
 BACKENDS = ("tinc", "yggdrasil", "peervpn", "cjdns")
@@ -72,18 +75,41 @@ class VpnNode:
     state_dir: str = "/run/ewindow/vpn"  # where hooks leave state for the status probe
 
 
-def _strings(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
+def _strings(data: dict[str, Any], key: str, where: str,
+             rule: Callable[[str], object] | None = None) -> tuple[str, ...]:
     value = data.get(key) or []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise VpnSettingsError(f"{where}{key}: expected a list of strings")
+    for index, item in enumerate(value):
+        _check(f"{where}{key}[{index}]", rule, item)
     return tuple(value)
 
 
-def _int(data: dict[str, Any], key: str, default: int, where: str) -> int:
-    value = data.get(key, default) or default
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
-        raise VpnSettingsError(f"{where}{key}: expected a port number, got {value!r}")
+def _check(key: str, rule: Callable[[Any], object] | None, value: Any) -> None:
+    if rule is None:
+        return
+    try:
+        rule(value)
+    except checks.InvalidValue as exc:
+        raise VpnSettingsError(f"{key}: {exc}") from None
+
+
+def _text(data: dict[str, Any], key: str, where: str, rule: Callable[[str], object] | None = None,
+          *, secret: bool = False) -> str:
+    value = data.get(key)
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, str):
+        got = "" if secret else f", got {checks.shown(value)}"
+        raise VpnSettingsError(f"{where}{key}: expected a string{got} (write it in quotes)")
+    _check(f"{where}{key}", rule, value)
     return value
+
+
+def _port(data: dict[str, Any], key: str, default: int, where: str) -> int:
+    value = data.get(key, default)
+    _check(f"{where}{key}", checks.port, value)
+    return int(value)
 
 
 def _bool(data: dict[str, Any], key: str, where: str) -> bool:
@@ -100,47 +126,134 @@ def _section(data: dict[str, Any], key: str, where: str) -> dict[str, Any]:
     return value
 
 
+def _entries(data: dict[str, Any], key: str, where: str) -> list[tuple[str, dict[str, Any]]]:
+    value = data.get(key) or []
+    if not isinstance(value, list):
+        raise VpnSettingsError(f"{where}{key}: expected a list")
+    found = []
+    for index, entry in enumerate(value):
+        if not isinstance(entry, dict):
+            raise VpnSettingsError(f"{where}{key}[{index}]: expected an object")
+        found.append((f"{where}{key}[{index}].", entry))
+    return found
+
+
+def _tinc_hub(hub: dict[str, Any], at: str) -> TincHub:
+    if not hub.get("name"):
+        raise VpnSettingsError(f"{at}name: missing")
+    return TincHub(_text(hub, "name", at, checks.tinc_name), _strings(hub, "addresses", at, checks.host),
+                   _port(hub, "port", 655, at), _text(hub, "public_key", at, checks.rsa_public_key))
+
+
+def _cjdns_peer(peer: dict[str, Any], at: str) -> CjdnsPeer:
+    address = _text(peer, "address", at, checks.host_port)
+    if not address:
+        raise VpnSettingsError(f"{at}address: missing (ip:port)")
+    _check(f"{at}address", _ip_host_port, address)
+    key = _text(peer, "public_key", at, checks.cjdns_public_key)
+    if not key:
+        raise VpnSettingsError(f"{at}public_key: missing")
+    return CjdnsPeer(address, key, _text(peer, "password", at, checks.printable_secret, secret=True),
+                     _text(peer, "name", at, _peer_name))
+
+
+def _ip_host_port(value: str) -> None:
+    """cjdns' UDPInterface connects to IP literals only (no DNS in cjdroute)."""
+    checks.ip_address(checks.host_port(value)[0])
+
+
+def _peer_name(value: str) -> None:
+    if len(value) > 64 or not value.isprintable():
+        raise checks.InvalidValue(f"{checks.shown(value)}: at most 64 printable characters")
+
+
+CLIENT_RULES: dict[str, Callable[[Any], object]] = {
+    "public_key": checks.cjdns_public_key,
+    "ip4_address": lambda v: v == "" or ipaddress.IPv4Address(v),
+    "ip6_address": lambda v: v == "" or ipaddress.IPv6Address(v),
+    "ip4_prefix": lambda v: _prefix_length(v, 32),
+    "ip6_prefix": lambda v: _prefix_length(v, 128),
+}
+
+
+def _prefix_length(value: Any, most: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
+        raise checks.InvalidValue(f"{checks.shown(value)} is not a prefix length (0 to {most})")
+
+
+def _gateway_client(client: dict[str, Any], at: str) -> dict[str, Any]:
+    for key, value in client.items():
+        rule = CLIENT_RULES.get(key)
+        if rule is None:
+            raise VpnSettingsError(f"{at}{checks.shown(key)}: unknown key "
+                                   f"(known: {', '.join(CLIENT_RULES)})")
+        try:
+            rule(value)
+        except (ValueError, TypeError):
+            raise VpnSettingsError(f"{at}{key}: {checks.shown(value)} is not valid here") from None
+    if not client.get("public_key"):
+        raise VpnSettingsError(f"{at}public_key: missing")
+    return client
+
+
 def parse_vpn(data: dict[str, Any], where: str = "vpn.") -> VpnSettings:
-    """The ``vpn`` section of firstboot.json or deployment.json (the builder's config, as JSON)."""
+    """The ``vpn`` section of firstboot.json or deployment.json (the builder's config, as JSON),
+    every value checked: the builder runs this same parser on its config."""
+    from . import peervpn
+
     backends = _strings(data, "backends", where)
     for name in backends:
         if name not in BACKENDS:
-            raise VpnSettingsError(f"{where}backends: '{name}' is not one of {', '.join(BACKENDS)}")
+            raise VpnSettingsError(f"{where}backends: {checks.shown(name)} is not one of "
+                                   f"{', '.join(BACKENDS)}")
+    role = _text(data, "role", where) or "window"
+    if role not in ("window", "hub"):
+        raise VpnSettingsError(f"{where}role: {checks.shown(role)} is not one of window, hub")
+    psk = _text(data, "psk", where, secret=True)
+    if psk:
+        peervpn.check_psk(psk)
     tinc, ygg = _section(data, "tinc", where), _section(data, "yggdrasil", where)
-    peervpn, cjdns = _section(data, "peervpn", where), _section(data, "cjdns", where)
-    hubs = []
-    for index, hub in enumerate(tinc.get("hubs") or []):
-        at = f"{where}tinc.hubs[{index}]."
-        if not isinstance(hub, dict) or not isinstance(hub.get("name"), str):
-            raise VpnSettingsError(f"{at}name: missing")
-        hubs.append(TincHub(hub["name"], _strings(hub, "addresses", at), _int(hub, "port", 655, at),
-                            str(hub.get("public_key") or "")))
-    peers = []
-    for index, peer in enumerate(cjdns.get("peers") or []):
-        at = f"{where}cjdns.peers[{index}]."
-        if not isinstance(peer, dict):
-            raise VpnSettingsError(f"{at[:-1]}: expected an object")
-        peers.append(CjdnsPeer(str(peer.get("address", "")), str(peer.get("public_key", "")),
-                               str(peer.get("password", "")), str(peer.get("name", ""))))
+    peervpn_section, cjdns = _section(data, "peervpn", where), _section(data, "cjdns", where)
+    at_ygg, at_cjdns = f"{where}yggdrasil.", f"{where}cjdns."
+    initpeers = _strings(peervpn_section, "initpeers", f"{where}peervpn.")
+    peervpn.check_initpeers(initpeers)
+    for index, entry in enumerate(initpeers):
+        _check(f"{where}peervpn.initpeers[{index}]", checks.host, entry.split()[0])
     return VpnSettings(
         backends=backends,
-        role=str(data.get("role") or "window"),
-        network_name=str(data.get("network_name") or "ewindow"),
-        psk=str(data.get("psk") or ""),
-        tinc_port=_int(tinc, "port", 655, f"{where}tinc."),
-        tinc_hubs=tuple(hubs),
-        yggdrasil_peers=_strings(ygg, "peers", f"{where}yggdrasil."),
-        yggdrasil_listen=_strings(ygg, "listen", f"{where}yggdrasil."),
-        yggdrasil_allowed_public_keys=_strings(ygg, "allowed_public_keys", f"{where}yggdrasil."),
-        yggdrasil_multicast=_strings(ygg, "multicast_interfaces", f"{where}yggdrasil."),
-        peervpn_port=_int(peervpn, "port", 7777, f"{where}peervpn."),
-        peervpn_initpeers=_strings(peervpn, "initpeers", f"{where}peervpn."),
-        cjdns_peers=tuple(peers),
-        cjdns_beacon_interfaces=_strings(cjdns, "beacon_interfaces", f"{where}cjdns."),
-        cjdns_udp_beacon=_bool(cjdns, "udp_beacon", f"{where}cjdns."),
-        cjdns_gateway_key=str(cjdns.get("gateway_public_key") or ""),
-        cjdns_gateway_clients=tuple(c for c in (cjdns.get("clients") or []) if isinstance(c, dict)),
+        role=role,
+        network_name=_text(data, "network_name", where, checks.network_name) or "ewindow",
+        psk=psk,
+        tinc_port=_port(tinc, "port", 655, f"{where}tinc."),
+        tinc_hubs=tuple(_tinc_hub(hub, at) for at, hub in _entries(tinc, "hubs", f"{where}tinc.")),
+        yggdrasil_peers=_strings(ygg, "peers", at_ygg, checks.yggdrasil_uri),
+        yggdrasil_listen=_strings(ygg, "listen", at_ygg, checks.yggdrasil_uri),
+        yggdrasil_allowed_public_keys=_strings(ygg, "allowed_public_keys", at_ygg,
+                                               checks.yggdrasil_public_key),
+        yggdrasil_multicast=_strings(ygg, "multicast_interfaces", at_ygg, checks.interface_regex),
+        peervpn_port=_port(peervpn_section, "port", 7777, f"{where}peervpn."),
+        peervpn_initpeers=initpeers,
+        cjdns_peers=tuple(_cjdns_peer(peer, at) for at, peer in _entries(cjdns, "peers", at_cjdns)),
+        cjdns_beacon_interfaces=_strings(cjdns, "beacon_interfaces", at_cjdns, checks.interface_name),
+        cjdns_udp_beacon=_bool(cjdns, "udp_beacon", at_cjdns),
+        cjdns_gateway_key=_text(cjdns, "gateway_public_key", at_cjdns, checks.cjdns_public_key),
+        cjdns_gateway_clients=tuple(_gateway_client(client, at)
+                                    for at, client in _entries(cjdns, "clients", at_cjdns)),
     )
+
+
+def check_complete(settings: VpnSettings, where: str = "vpn.") -> None:
+    """What a card must carry for the backends it names to start: refused when the card is
+    made (personalise) and again by firstboot, instead of a window that never joins."""
+    if "peervpn" in settings.backends and (settings.peervpn_initpeers or settings.role == "hub") \
+            and not settings.psk:
+        raise VpnSettingsError(f"{where}psk: PeerVPN needs the deployment's pre-shared key "
+                               "(secrets_file from build.py network init)")
+    if "tinc" in settings.backends:
+        for index, hub in enumerate(settings.tinc_hubs):
+            if not hub.public_key:
+                raise VpnSettingsError(f"{where}tinc.hubs[{index}].public_key: the hub's RSA public key "
+                                       "block (from its hosts/ file)")
 
 
 def tinc_name(hostname: str) -> str:

@@ -10,6 +10,9 @@ written.
 
 from __future__ import annotations
 
+import re
+
+from ..checks import shown
 from . import VpnNode, VpnSettingsError
 
 CONF = "etc/peervpn/ewindow.conf"
@@ -33,10 +36,10 @@ def check_psk(psk: str) -> None:
 def check_initpeers(initpeers: tuple[str, ...]) -> None:
     """``HOST PORT`` entries, all on one ``initpeers`` line of at most 511 characters."""
     for index, entry in enumerate(initpeers):
-        parts = entry.split()
-        if len(parts) != 2 or not parts[1].isdigit() or not 0 < int(parts[1]) < 65536 or any(
-                c in entry for c in "#;") or not entry.isprintable():
-            raise VpnSettingsError(f"vpn.peervpn.initpeers[{index}]: '{entry[:80]}' is not 'HOST PORT'")
+        parts = entry.split(" ")
+        if len(parts) != 2 or not re.fullmatch(r"[0-9]{1,5}", parts[1]) or not 0 < int(parts[1]) < 65536 \
+                or any(c in entry for c in "#;") or not entry.isprintable():
+            raise VpnSettingsError(f"vpn.peervpn.initpeers[{index}]: {shown(entry)} is not 'HOST PORT'")
     if len(" ".join(initpeers)) > MAX_VALUE:
         raise VpnSettingsError(f"vpn.peervpn.initpeers: {len(' '.join(initpeers))} characters on one "
                                f"line; PeerVPN reads at most {MAX_VALUE}")

@@ -113,6 +113,7 @@ class ImageConfig:
 # A field whose value is a deployment secret: never rendered into the image, redacted in
 # build-info.json and ``build.py config``, and searched for by the lint gate.
 SECRET = {"secret": True}
+NOT_KEYS = ("base_dir", "origins")  # Config fields that are not YAML keys
 REDACTED = "<secret>"
 
 
@@ -267,12 +268,19 @@ class Config:
     build: BuildConfig
     # Where relative paths in the site file are resolved; not a YAML key.
     base_dir: Path = field(default=Path("."), compare=False)
+    # Which layer set each dotted key (for messages about values checked later); not a key.
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def origin(self, key: str) -> str:
+        """The file (or ``--set``, ``defaults``) that set ``key``."""
+        return _source(self.origins, key)
 
     def as_dict(self, *, redact: bool = True) -> dict[str, Any]:
         """The resolved config as plain data (what ``build.py config`` prints), secrets
         replaced by "<secret>" unless ``redact`` is False (personalisation only)."""
         data = _to_plain(self, REDACTED if redact else None)
-        data.pop("base_dir", None)
+        for name in NOT_KEYS:
+            data.pop(name, None)
         assert isinstance(data, dict)
         return data
 
@@ -549,7 +557,7 @@ def _build(cls: type, data: Any, prefix: str, sources: Mapping[str, str]) -> Any
     if not isinstance(data, dict):
         raise ConfigError(source, prefix or "(top level)", f"expected a mapping, got {checks.shown(data)}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "base_dir"}
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in NOT_KEYS}
     for name in data:
         if name not in fields:
             key = f"{prefix}.{name}" if prefix else str(name)
@@ -698,7 +706,7 @@ def load_config(layers: ConfigLayers = ConfigLayers()) -> Config:
         _merge(data, layer, "--set", sources)
     built = _build(Config, data, "", sources)
     assert isinstance(built, Config)
-    cfg = dataclasses.replace(built, base_dir=base_dir)
+    cfg = dataclasses.replace(built, base_dir=base_dir, origins=dict(sources))
     _check_config(cfg, sources)
     keys_file = cfg.admin.authorized_keys_file
     if keys_file:
@@ -728,7 +736,8 @@ def dump_config(cfg: Config) -> str:
 # with every secret blanked: a template cannot put one into the image.
 def template_context(cfg: Config) -> dict[str, Any]:
     data = _to_plain(cfg, "")
-    data.pop("base_dir", None)
+    for name in NOT_KEYS:
+        data.pop(name, None)
     assert isinstance(data, dict)
     return data
 

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Config, is_hostname
+from firstboot import checks
+from firstboot.settings import SettingsError, parse_deployment
+
+from .config import Config
 from .errors import CommandError, ConfigError, EWindowError
 from .runner import run
 
@@ -40,19 +43,35 @@ class FatPartition:
 
 def deployment(cfg: Config, hostname: str = "") -> dict[str, Any]:
     """What one card gets: the site's keys, Wi-Fi and VPN settings, secrets included."""
-    if hostname and not is_hostname(hostname):
-        raise ConfigError("--hostname", "", f"'{hostname}' is not a valid host name (a-z, 0-9, '-')")
+    if hostname:
+        try:
+            checks.hostname(hostname)
+        except checks.InvalidValue as exc:
+            raise ConfigError("--hostname", "", str(exc)) from None
     plain = cfg.as_dict(redact=False)
     data: dict[str, Any] = {
         "format": FORMAT,
-        "identity": {"prefix": cfg.identity.prefix, "hostname_template": cfg.identity.hostname_template},
+        "identity": {"prefix": cfg.identity.prefix, "hostname_template": cfg.identity.hostname_template,
+                     "allow_global_prefix": cfg.identity.allow_global_prefix},
         "admin": {"authorized_keys": list(cfg.admin.authorized_keys)},
         "wifi": plain["wifi"],
         "vpn": plain["vpn"],
     }
     if hostname:
         data["hostname"] = hostname
+    _check_as_the_window_will(cfg, data)
     return data
+
+
+def _check_as_the_window_will(cfg: Config, data: dict[str, Any]) -> None:
+    """Firstboot's own parser over the card's file, so a card the window would refuse is
+    never written. Its message names the deployment key; the error names the layer that
+    set it (or the one that should have)."""
+    try:
+        parse_deployment(json.loads(json.dumps(data)), "deployment", image_vpn={})
+    except SettingsError as exc:
+        key, _, message = str(exc).removeprefix("deployment: ").partition(": ")
+        raise ConfigError(cfg.origin(key), key, message) from None
 
 
 def boot_partition(target: Path) -> FatPartition:

@@ -26,6 +26,9 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from . import checks
+from .checks import InvalidValue
+
 DEFAULT_PREFIX = "fde1:c0fe::/64"
 DEFAULT_HOSTNAME = "ewindow-{mac6}"
 # Raspberry Pi OUIs (IEEE list); a MAC outside them is probably random (firmware hand-off
@@ -33,11 +36,10 @@ DEFAULT_HOSTNAME = "ewindow-{mac6}"
 RASPBERRY_PI_OUIS = frozenset({"b8:27:eb", "dc:a6:32", "e4:5f:01", "28:cd:c1", "d8:3a:dd", "2c:cf:67"})
 # Drivers of the Pi's own Ethernet: Pi 1–3 USB LAN951x/LAN7515, Pi 4/400 GENET.
 ONBOARD_WIRED_DRIVERS = ("smsc95xx", "lan78xx", "bcmgenet")
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 SERIAL_RE = re.compile(r"^[0-9a-f]{8,16}$")
 
 
-class IdentityError(ValueError):
+class IdentityError(InvalidValue):
     pass
 
 
@@ -59,16 +61,17 @@ class Identity:
 
 
 def normalise_mac(text: str) -> str:
-    mac = text.strip().lower().replace("-", ":")
-    if not MAC_RE.match(mac):
-        raise IdentityError(f"'{text}' is not a MAC address like f0:de:f1:b8:38:ec")
-    return mac
+    """A unicast, non-zero MAC (checks.mac), lower case with colons."""
+    try:
+        return checks.mac(text)
+    except InvalidValue as exc:
+        raise IdentityError(str(exc)) from None
 
 
 def normalise_serial(text: str) -> str:
     serial = text.strip().strip("\0").lower().removeprefix("0x")
-    if not SERIAL_RE.match(serial):
-        raise IdentityError(f"'{text}' is not a serial number (8–16 hex digits)")
+    if not SERIAL_RE.fullmatch(serial):
+        raise IdentityError(f"{checks.shown(text)} is not a serial number (8–16 hex digits)")
     return serial.rjust(16, "0")
 
 

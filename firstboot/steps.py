@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import files
+from . import checks, files
 from .fsops import Root, ids
 from .identity import (
     Identity,
@@ -33,14 +33,16 @@ from .settings import (
     DONE_FILE,
     IDENTITY_FILE,
     IMPORTED_DEPLOYMENT,
+    MAX_FILE_BYTES,
     PUBLIC_IDENTITY_NAME,
     Deployment,
     ImageSettings,
     SettingsError,
     load_deployment,
     parse_deployment,
+    parse_json,
 )
-from .vpn import VpnNode, VpnSettingsError, parse_vpn
+from .vpn import VpnNode, VpnSettingsError, check_complete, parse_vpn
 from .vpn.apply import KeyLost
 from .vpn.apply import apply as apply_vpn
 
@@ -110,12 +112,9 @@ def import_deployment(ctx: Context) -> None:
     """Move the card's deployment file from the FAT partition to /etc (0600)."""
     on_card = ctx.root / f"{ctx.boot}/{DEPLOYMENT_NAME}"
     if on_card.exists():
-        text = on_card.read_text()
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            raise SettingsError(f"{on_card}: not valid JSON ({exc})") from None
-        parse_deployment(data, str(on_card))  # refuse a bad file before anything changes
+        data = parse_json(on_card.read_bytes()[:MAX_FILE_BYTES + 1], str(on_card))
+        # refuse a bad file before anything changes
+        parse_deployment(data, str(on_card), image_vpn=ctx.settings.vpn)
         ctx.root.write(IMPORTED_DEPLOYMENT, json.dumps(data, indent=2, sort_keys=True) + "\n", mode=0o600)
         ctx.root.remove(f"{ctx.boot}/{DEPLOYMENT_NAME}", plain=True)
         log.info("imported the deployment settings from %s", on_card)
@@ -167,8 +166,10 @@ def load_identity(path: Path) -> Identity:
 
 def hostname(ctx: Context) -> None:
     name = ctx.hostname
-    if not (0 < len(name) <= 63 and all(c.isalnum() or c == "-" for c in name)):
-        raise SettingsError(f"host name '{name}' is not valid (a-z, 0-9, '-')")
+    try:
+        checks.hostname(name)
+    except checks.InvalidValue as exc:
+        raise SettingsError(f"host name: {exc}") from None
     ctx.root.write("etc/hostname", files.hostname_file(name))
     hosts = ctx.root / "etc/hosts"
     ctx.root.write("etc/hosts", files.hosts_file(hosts.read_text() if hosts.exists() else "", name))
@@ -225,6 +226,7 @@ def vpn(ctx: Context) -> None:
     assert ctx.identity is not None
     try:
         settings = parse_vpn({**ctx.settings.vpn, **ctx.deployment.vpn})
+        check_complete(settings)
         node = VpnNode(ctx.identity, ctx.hostname, settings, ctx.settings.tap)
         ctx.vpn_public = apply_vpn(ctx.root, node, run)
     except (VpnSettingsError, KeyLost) as exc:

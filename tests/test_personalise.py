@@ -93,7 +93,7 @@ def test_personalise_refuses_what_is_not_an_ewindow_image(tmp_path: Path, site: 
         f"error: {blank}: no partition table; is this an EWindow image or card?"]
     image = small_image(tmp_path / "x.img")
     bad_name = cli("personalise", str(image), "-c", str(site), "--hostname", "Bad_Name")
-    assert bad_name.returncode == 2 and "--hostname: 'Bad_Name' is not a valid host name" in bad_name.stderr
+    assert bad_name.returncode == 2 and "--hostname: 'Bad_Name' is not a host name" in bad_name.stderr
 
 
 # --- flash: the target checks, on lsblk output -----------------------------------------------

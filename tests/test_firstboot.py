@@ -131,7 +131,8 @@ def test_bad_deployment_stops_with_file_and_field_and_keeps_the_card(tmp_path: P
     result = firstboot(root)
     assert result.returncode == 1
     on_card = root / "boot/firmware/ewindow/deployment.json"
-    message = f"{on_card}: wifi.networks[0].psk: 8 to 63 printable ASCII characters (\"\" for an open network)"
+    message = (f"{on_card}: wifi.networks[0].psk: 8 to 63 printable ASCII characters "
+               "(\"\" for an open network)")
     assert message in result.stderr and "Traceback" not in result.stderr
     assert status(root) == {"state": "failed", "step": "import-deployment", "error": message}
     assert on_card.exists() and not (root / "etc/ewindow/deployment.json").exists()

@@ -321,16 +321,14 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 
 def cmd_hosts(args: argparse.Namespace) -> int:
-    from .registry import collect, hosts_lines, tinc_host_files, zone_lines
+    from .registry import collect, hosts_lines, tinc_host_files, write_files, zone_lines
 
     cfg = load(args)
-    hosts = collect(list(args.inputs), cfg.identity)
-    if args.tinc_hosts:
-        args.tinc_hosts.mkdir(parents=True, exist_ok=True)
-        for name, text in tinc_host_files(hosts, cfg.vpn.tinc.port).items():
-            (args.tinc_hosts / name).write_text(text)
-            log.info("wrote %s", args.tinc_hosts / name)
+    hosts = collect(list(args.inputs), cfg.identity)  # every card's file checked before any write
     lines = (hosts_lines if args.format == "hosts" else zone_lines)(hosts, cfg.identity.domain)
+    if args.tinc_hosts:
+        for path in write_files(args.tinc_hosts, tinc_host_files(hosts, cfg.vpn.tinc.port)):
+            log.info("wrote %s", path)
     print("\n".join(lines))
     return 0
 

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+from firstboot.files import public_identity
+from firstboot.identity import derive
 
 from .keys import rsa_public_key_block
 
@@ -71,9 +73,9 @@ def test_site_values_are_checked_with_file_and_field(tmp_path: Path) -> None:
 def test_hosts_from_identity_files_and_an_inventory(tmp_path: Path) -> None:
     card = tmp_path / "card-1.json"
     key = rsa_public_key_block("window")
-    card.write_text(json.dumps({"hostname": "ewindow-2735ed", "ula": "fde1:c0fe::b827:eb27:35ed",
-                                "base_mac": "b8:27:eb:27:35:ed", "tap_mac": "ba:27:eb:27:35:ed",
-                                "vpn": {"tinc_name": "ewindow_2735ed", "tinc_public_key": key}}))
+    window = derive("", "b8:27:eb:27:35:ed")  # what firstboot publishes, as it writes it
+    card.write_text(public_identity(window, window.hostname, {"ed25519": "SHA256:x"},
+                                    {"tinc_name": "ewindow_2735ed", "tinc_public_key": key}))
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text("- {serial: '00000000b83c3c1b'}\n- {mac: 'dc:a6:32:01:02:03', hostname: lab}\n"
                          "- {mac: 'b8:27:eb:27:35:ed'}\n")  # the same window as card-1

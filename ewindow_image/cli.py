@@ -1,8 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Command line: ``build.py COMMAND [-c site.yaml …] [--set key=value …]``.
-
-build, plan, config, cache: the image. packages: PeerVPN and cjdns from source (.debs for
-hubs). personalise, flash: one card. identity, hosts, network init: the fleet. boot-test: qemu."""
+"""Command line: ``build.py COMMAND [-c site.yaml …] [--set key=value …]``."""
 
 from __future__ import annotations
 
@@ -11,8 +8,10 @@ import signal
 import sys
 import time
 import traceback
+import typing
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 from .cache import StageCache, default_cache_dir
@@ -23,93 +22,170 @@ from .log import add_log_file, log, setup_logging
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+DESCRIPTION = """\
+Build and flash EWindow SD card images.
+
+  the image:   build, plan, config, cache, packages
+  one card:    personalise, flash
+  the fleet:   identity, hosts, network init
+  checks:      boot-test
+
+Configuration: built-in defaults, then each -c SITE.yaml, then the secrets file it names,
+then each --set KEY=VALUE (the value is YAML: --set image.compression=[xz,zstd]).
+See README.md, "Config reference"."""
+
+EXIT_CODES = """\
+exit status:
+  0    done
+  1    a refused or failed action (a command failed, a disk was refused, a tool is missing)
+  2    bad usage or bad input (a config value, a file from a card); nothing was written
+  70   an internal error (a bug; --debug shows the traceback)
+  130  interrupted (Ctrl-C or SIGTERM); nothing unfinished is kept"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2) instead of the usage."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _sub(sub: Any, name: str, summary: str, details: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=summary, description=f"{summary[0].upper()}{summary[1:]}.\n\n{details}",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    return parser
+
+
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-c", "--config", type=Path, metavar="SITE.yaml", action="append", default=[],
                         help="site config layered over the built-in defaults (repeatable)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        metavar="KEY=VALUE", help="override one key, e.g. --set suite=bookworm")
+                        metavar="KEY=VALUE", help="override one key; the value is YAML, e.g. "
+                        "--set suite=bookworm, --set 'image.compression=[xz, zstd]' (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show every command")
     parser.add_argument("--debug", action="store_true", help="tracebacks on errors")
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="build.py", description=__doc__)
-    parser.add_argument("--version", action="version", version=f"ewindow-image {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+def _cache_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                        help=f"stage, package and download cache (default {default_cache_dir()})")
 
-    build = sub.add_parser("build", help="build the image and its artifacts")
+
+def _out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out", metavar="DIR",
+                        help="artifact folder (default out/ in the checkout)")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="build.py", description=DESCRIPTION, epilog=EXIT_CODES,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ewindow-image {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
+
+    build = _sub(sub, "build", "build the image and its artifacts",
+                 "Needs root (mmdebstrap, loop-free image assembly, qemu-user for arm64). Writes\n"
+                 "OUT/<name>-<suite>-arm64.img, its compressed forms, .bmap, manifest, build-info\n"
+                 "and SHA256SUMS, and a log under OUT/logs; reuses finished stages from the cache.")
     _common(build)
-    build.add_argument("--out", type=Path, default=REPO_ROOT / "out", help="artifact folder")
-    build.add_argument("--cache-dir", type=Path, default=None,
-                       help=f"cache folder (default {default_cache_dir()})")
+    _out(build)
+    _cache_dir(build)
     build.add_argument("--no-cache", action="store_true", help="rebuild every stage")
 
-    config = sub.add_parser("config", help="print the resolved config")
+    config = _sub(sub, "config", "print the resolved config",
+                  "Prints the merged configuration as YAML, secrets shown as <secret>. Changes nothing.")
     _common(config)
 
-    plan = sub.add_parser("plan", help="show which stages would rebuild and why; changes nothing")
+    plan = _sub(sub, "plan", "show which stages would rebuild and why",
+                "Resolves the config and the stage keys and says which stages the cache holds.\n"
+                "Changes nothing.")
     _common(plan)
-    plan.add_argument("--out", type=Path, default=REPO_ROOT / "out", help="artifact folder")
-    plan.add_argument("--cache-dir", type=Path, default=None)
+    _out(plan)
+    _cache_dir(plan)
 
-    pkgs = sub.add_parser("packages", help="build the source packages (PeerVPN, cjdns) as .debs, e.g. "
-                                           "for a hub; writes DIR/*.deb")
+    pkgs = _sub(sub, "packages", "build the source packages (PeerVPN, cjdns) as .debs",
+                "Fetches the pinned upstream sources (mirrors first), checks their hashes, builds\n"
+                "with Debian's native or cross compiler, and copies the .debs into DIR, e.g. for a\n"
+                "hub. Writes DIR and the package cache.")
     _common(pkgs)
-    pkgs.add_argument("--arch", default=None, help="amd64 or arm64 (default: this machine's)")
+    pkgs.add_argument("--arch", default=None, choices=["amd64", "arm64"],
+                      help="target architecture (default: this machine's)")
     pkgs.add_argument("--suite", default=None,
                       help="Debian release to link against (default: this machine's for its own "
                            "architecture, the image's suite otherwise)")
     pkgs.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the .debs go")
-    pkgs.add_argument("--cache-dir", type=Path, default=None)
+    _cache_dir(pkgs)
     pkgs.add_argument("names", nargs="*", help="recipes to build (default: all in packages/)")
 
-    cache = sub.add_parser("cache", help="list or prune the stage cache")
-    cache.add_argument("action", choices=["list", "prune"])
-    cache.add_argument("--cache-dir", type=Path, default=None)
+    cache = _sub(sub, "cache", "list or prune the cache",
+                 "list: every stage snapshot with its size and last use. prune: delete snapshots\n"
+                 "unused for --max-age days, or the least recently used beyond --max-size, or --all.")
+    cache.add_argument("action", choices=["list", "prune"], help="list, or prune (deletes snapshots)")
+    _cache_dir(cache)
     cache.add_argument("--max-age", type=float, metavar="DAYS", help="prune: unused longer than this")
     cache.add_argument("--max-size", metavar="SIZE", help="prune: keep at most this much (e.g. 20G)")
     cache.add_argument("--all", action="store_true", help="prune: everything")
     cache.add_argument("--debug", action="store_true", help="tracebacks on errors")
 
-    ident = sub.add_parser("identity", help="a window's identity from its MAC or serial, as JSON")
+    ident = _sub(sub, "identity", "print a window's identity from its MAC or serial, as JSON",
+                 "The host name, tap0 MAC, ULA and link-local address firstboot derives on the\n"
+                 "window. Changes nothing.")
     source = ident.add_mutually_exclusive_group(required=True)
     source.add_argument("--mac", help="the window's base MAC (its on-board Ethernet)")
     source.add_argument("--serial", help="the Pi's serial number (Pi 1–3 MAC rule)")
     ident.add_argument("--prefix", default=None, help="the /64 for the ULA (default fde1:c0fe::/64)")
+    ident.add_argument("--allow-global-prefix", action="store_true",
+                       help="accept a --prefix outside fc00::/7 (identity.allow_global_prefix)")
     ident.add_argument("--debug", action="store_true", help="tracebacks on errors")
 
-    pers = sub.add_parser("personalise", help="write one card's deployment settings into an image or card")
+    pers = _sub(sub, "personalise", "write one card's deployment settings into an image or card",
+                "Writes ewindow/deployment.json (SSH keys, Wi-Fi, VPN secrets) onto the FAT\n"
+                "partition of TARGET with mtools; nothing is mounted. The settings are checked with\n"
+                "the window's own parser first. Writing a card needs access to its device.")
     _common(pers)
     pers.add_argument("target", type=Path, help="an image file or an SD card (/dev/sdX)")
     pers.add_argument("--hostname", default="", help="this window's name (default: derived from its MAC)")
 
-    flash = sub.add_parser("flash", help="write the image to an SD card with bmaptool, then personalise it")
+    flash = _sub(sub, "flash", "overwrite a whole SD card with the image, then personalise it",
+                 "ERASES EVERYTHING ON DEVICE: writes the image with bmaptool, then the card's\n"
+                 "deployment settings. Needs root. Refuses the system disk, mounted disks and\n"
+                 "non-removable disks unless --force.")
     _common(flash)
     flash.add_argument("device", type=Path, help="the whole card, e.g. /dev/sdb or /dev/mmcblk0")
     flash.add_argument("--image", type=Path, default=None, help="image (default: the built one)")
-    flash.add_argument("--out", type=Path, default=REPO_ROOT / "out")
+    _out(flash)
     flash.add_argument("--hostname", default="", help="this window's name (default: derived from its MAC)")
     flash.add_argument("--force", action="store_true", help="also write a non-removable or mounted disk")
 
-    network = sub.add_parser("network", help="a deployment's secrets: network init DIR")
-    network.add_argument("action", choices=["init"])
+    network = _sub(sub, "network", "make a new deployment's secrets: network init DIR",
+                   "Writes DIR/secrets.yaml (mode 0600) with a new PeerVPN key, and suggests a random\n"
+                   "ULA prefix. A new DIR is made 0700; an existing one must be private to you.\n"
+                   "Never overwrites an existing secrets.yaml.")
+    network.add_argument("action", choices=["init"], help="init: make DIR/secrets.yaml")
     network.add_argument("directory", type=Path,
                          help="a folder outside the checkout, e.g. ~/ewindow-network")
     network.add_argument("--debug", action="store_true", help="tracebacks on errors")
 
-    hosts = sub.add_parser("hosts", help="hosts file or DNS zone lines for the fleet")
+    hosts = _sub(sub, "hosts", "print hosts file or DNS zone lines for the fleet",
+                 "Reads the ewindow/identity.json files windows write to their cards, or inventory\n"
+                 "YAML files of MACs/serials, checks every field, and prints one line per window.\n"
+                 "With --tinc-hosts, also writes each window's tinc hosts/ file into DIR.")
     _common(hosts)
     hosts.add_argument("inputs", type=Path, nargs="+",
                        help="identity.json files from the cards, or inventory YAML files of MACs/serials")
-    hosts.add_argument("--format", choices=["hosts", "zone"], default="hosts")
+    hosts.add_argument("--format", choices=["hosts", "zone"], default="hosts",
+                       help="hosts: /etc/hosts lines; zone: AAAA records (default hosts)")
     hosts.add_argument("--tinc-hosts", type=Path, metavar="DIR",
                        help="also write each window's tinc hosts/ file into DIR (for the hubs)")
 
-    boot = sub.add_parser("boot-test", help="boot the image under qemu and check it came up")
+    boot = _sub(sub, "boot-test", "boot the image under qemu and check it came up",
+                "Boots a sparse copy of the image (the image is not changed) on qemu's\n"
+                "virt and raspi3b machines and waits for the boot report.")
     _common(boot)
     boot.add_argument("image", nargs="?", type=Path, help="image (default: the built one)")
-    boot.add_argument("--out", type=Path, default=REPO_ROOT / "out")
-    boot.add_argument("--machine", choices=["virt", "raspi3b", "all"], default="all")
+    _out(boot)
+    boot.add_argument("--machine", choices=["virt", "raspi3b", "all"], default="all",
+                      help="which machine to boot (default all)")
     boot.add_argument("--timeout", type=int, default=300, help="seconds per boot")
     return parser
 
@@ -161,21 +237,22 @@ def cmd_packages(args: argparse.Namespace) -> int:
 
 
 def cmd_identity(args: argparse.Namespace) -> int:
+    from firstboot import checks
     from firstboot.identity import DEFAULT_PREFIX, IdentityError, derive, mac_from_serial, normalise_serial
 
     prefix = args.prefix or DEFAULT_PREFIX
     try:
-        derive("", "b8:27:eb:00:00:00", prefix=prefix)
-    except ValueError as exc:  # IdentityError, or ipaddress's own for a malformed prefix
+        checks.identity_prefix(prefix, allow_global=args.allow_global_prefix)
+    except checks.InvalidValue as exc:
         raise ConfigError("--prefix", "", str(exc)) from None
     try:
-        if args.mac:
+        if args.mac is not None:
             identity = derive("", args.mac, prefix=prefix)
         else:
             serial = normalise_serial(args.serial)
             identity = derive(serial, mac_from_serial(serial), prefix=prefix)
     except IdentityError as exc:
-        raise ConfigError("--mac" if args.mac else "--serial", "", str(exc)) from None
+        raise ConfigError("--mac" if args.mac is not None else "--serial", "", str(exc)) from None
     print(identity.to_json())
     return 0
 
@@ -196,6 +273,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
         return 0
     if not (args.all or args.max_age is not None or args.max_size):
         raise ConfigError("cache prune", "(arguments)", "give --max-age DAYS, --max-size SIZE or --all")
+    if args.max_age is not None and not 0 <= args.max_age < 1e6:
+        raise ConfigError("cache prune", "--max-age", f"{args.max_age:g} is not a number of days "
+                          "(0 or more)")
     try:
         max_size = parse_size(args.max_size) if args.max_size else None
     except ValueError:
@@ -345,6 +425,9 @@ def _interrupt_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+EX_SOFTWARE = 70  # sysexits.h: an internal error (a bug), not the user's input
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     setup_logging(getattr(args, "verbose", False))
@@ -361,3 +444,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: say so in one line; --debug shows where
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: internal error in build.py {args.command}: {type(exc).__name__}: "
+              f"{str(exc)[:200]} (run with --debug for the traceback, and please report it)",
+              file=sys.stderr)
+        return EX_SOFTWARE

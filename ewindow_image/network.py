@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import stat
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,23 +57,38 @@ def inside_git_checkout(path: Path) -> Path | None:
 
 
 def init(directory: Path) -> tuple[Path, NetworkSecrets]:
+    """Make ``DIR/secrets.yaml``. A new folder is made 0700; an existing one is used as it
+    is (its mode is not changed) but must be a folder that only its owner can write to."""
     directory = directory.expanduser().absolute()
     checkout = inside_git_checkout(directory)
     if checkout is not None:
         raise ConfigError(str(directory), "", f"inside the git checkout {checkout}; secrets belong "
                           "outside it (e.g. ~/ewindow-network)")
     target = directory / SECRETS_NAME
-    if target.exists():
+    if target.exists() or target.is_symlink():
         raise ConfigError(str(target), "", "exists already; it is never overwritten (move it away "
                           "to start a new deployment)")
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    os.chmod(directory, 0o700)
+    if directory.exists() or directory.is_symlink():
+        info = directory.lstat()
+        if not stat.S_ISDIR(info.st_mode):
+            raise ConfigError(str(directory), "", "exists and is not a folder")
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            mode = stat.S_IMODE(info.st_mode)
+            raise ConfigError(str(directory), "", f"others can write to it (mode {mode:04o}); give a "
+                              "private folder, e.g. ~/ewindow-network")
+    else:
+        try:
+            directory.mkdir(mode=0o700, parents=True)
+        except OSError as exc:
+            raise ConfigError(str(directory), "", exc.strerror or str(exc)) from None
     found = generate()
-    tmp = directory / f".{SECRETS_NAME}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as stream:
-        stream.write(secrets_text(found, target))
-        stream.flush()
-        os.fsync(stream.fileno())
-    os.replace(tmp, target)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{SECRETS_NAME}.")  # 0600, O_EXCL
+    try:
+        with os.fdopen(fd, "w") as stream:
+            stream.write(secrets_text(found, target))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.link(tmp, target)  # fails if the name appeared meanwhile: never overwrites
+    finally:
+        os.unlink(tmp)
     return target, found

@@ -21,6 +21,7 @@ Within a stage they run in this order: packages, host, overlay, chroot, enable.
 from __future__ import annotations
 
 import hashlib
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,13 +75,31 @@ class Stage:
         return self.directory / "stage.yaml"
 
 
-def template_env(search_path: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+class UnsafeValue(ValueError):
+    """A config value that would change the structure of the stage.yaml it lands in."""
+
+
+def _one_line(value: Any) -> Any:
+    """stage.yaml's ``finalize``: every value printed into it stays on its line. The config's
+    checks already refuse such values; this keeps one mistake in a check from becoming a new
+    YAML key or a second shell command."""
+    if isinstance(value, str) and not value.isprintable():
+        raise UnsafeValue(f"{value[:40]!r} has a line break or control character")
+    return value
+
+
+def template_env(search_path: Path, *, one_line_values: bool = False) -> jinja2.Environment:
+    """Templates over the config. ``| sh`` quotes a value for the shell (every value in a
+    ``host:`` or ``chroot:`` command goes through it)."""
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(search_path),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,
+        finalize=_one_line if one_line_values else None,
     )
+    env.filters["sh"] = shlex.quote
+    return env
 
 
 def template_error_where(exc: jinja2.TemplateError, template_file: Path) -> str:
@@ -169,7 +188,9 @@ def load_stage(directory: Path, context: Mapping[str, Any]) -> Stage:
     stage_file = directory / "stage.yaml"
     source = str(stage_file)
     try:
-        rendered = template_env(directory).get_template("stage.yaml").render(context)
+        rendered = template_env(directory, one_line_values=True).get_template("stage.yaml").render(context)
+    except UnsafeValue as exc:
+        raise ConfigError(source, "(template)", f"a config value cannot go in here: {exc}") from None
     except jinja2.TemplateError as exc:
         raise ConfigError(source, template_error_where(exc, stage_file), str(exc)) from None
     except OSError as exc:

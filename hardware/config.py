@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from firstboot import checks
 
 DEFAULT_FILE = Path("/etc/ewindow/agent.json")
 
@@ -110,8 +113,38 @@ def parse(data: dict[str, Any], source: str) -> AgentConfig:
         link_down_debounce_s=float(_get(probe, "link_down_debounce_s", num, 2.0, f"{source}: probe.")),
         identify_s=float(_get(probe, "identify_s", num, 10.0, f"{source}: probe.")),
     )
+    _check_values(b, p, source)
     active_high = bool(_get(led, "active_high", bool, True, f"{source}: led."))
     return AgentConfig(LedConfig(kind, pins, active_high), b, p)
+
+
+def _check_values(button: ButtonConfig, probe: ProbeConfig, source: str) -> None:
+    """Times are positive and finite, pins are the header's GPIOs, addresses are addresses."""
+    times = {"button.restart_vpn_s": button.restart_vpn_s, "button.reboot_s": button.reboot_s,
+             "button.stuck_s": button.stuck_s, "button.bounce_s": button.bounce_s,
+             "probe.interval_s": probe.interval_s, "probe.link_down_debounce_s": probe.link_down_debounce_s,
+             "probe.identify_s": probe.identify_s}
+    for key, seconds in times.items():
+        if not (math.isfinite(seconds) and 0 < seconds <= 86400):
+            raise AgentConfigError(f"{source}: {key}: {seconds:g} is not a time in seconds (0 < t ≤ 86400)")
+    if button.pin is not None and not 0 <= button.pin <= 27:
+        raise AgentConfigError(f"{source}: button.pin: {button.pin} is not a GPIO number (0-27)")
+    try:
+        checks.url(probe.internet_url, ("http", "https"))
+    except checks.InvalidValue as exc:
+        raise AgentConfigError(f"{source}: probe.internet_url: {exc}") from None
+    for index, target in enumerate(probe.vpn_targets):
+        try:
+            checks.ip_address(target)
+        except checks.InvalidValue as exc:
+            raise AgentConfigError(f"{source}: probe.vpn_targets[{index}]: {exc}") from None
+    for index, name in enumerate((*probe.interfaces, probe.tap)):
+        try:
+            checks.interface_name(name)
+        except checks.InvalidValue as exc:
+            raise AgentConfigError(f"{source}: probe.interfaces[{index}]: {exc}") from None
+    if not probe.internet_expect.isprintable() or len(probe.internet_expect) > 256:
+        raise AgentConfigError(f"{source}: probe.internet_expect: at most 256 printable characters")
 
 
 def load(path: Path = DEFAULT_FILE) -> AgentConfig:

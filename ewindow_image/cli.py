@@ -407,9 +407,11 @@ def cmd_hosts(args: argparse.Namespace) -> int:
     hosts = collect(list(args.inputs), cfg.identity)  # every card's file checked before any write
     lines = (hosts_lines if args.format == "hosts" else zone_lines)(hosts, cfg.identity.domain)
     if args.tinc_hosts:
-        for path in write_files(args.tinc_hosts, tinc_host_files(hosts, cfg.vpn.tinc.port)):
-            log.info("wrote %s", path)
-    print("\n".join(lines))
+        written = write_files(args.tinc_hosts, tinc_host_files(hosts, cfg.vpn.tinc.port))
+        log.info("wrote %d tinc host files into %s: %s", len(written), args.tinc_hosts,
+                 " ".join(p.name for p in written) or "(no window published a tinc key)")
+    for line in lines:
+        print(line)
     return 0
 
 

@@ -342,15 +342,18 @@ def _check_config(cfg: Config, sources: Mapping[str, str]) -> None:
     for index, line in enumerate(cfg.admin.authorized_keys):
         check(f"admin.authorized_keys[{index}]", checks.ssh_public_key, line)
     _check_ranges(cfg, fail)
+    for key, path in (("admin.authorized_keys_file", cfg.admin.authorized_keys_file),
+                      ("apt.local_debs", cfg.apt.local_debs), ("secrets_file", cfg.secrets_file)):
+        if path:
+            check(key, checks.file_path, path)
     check("image.disk_id", checks.image_disk_id, cfg.image.disk_id)
     check("image.name", checks.file_name, cfg.image.name)
     _check_apt(cfg, fail, check)
     for index, mirror in enumerate(cfg.sources.mirrors):
         if "://" in mirror:
             check(f"sources.mirrors[{index}]", checks.url, mirror, ("http", "https", "file"))
-        elif not mirror or not mirror.isprintable() or mirror != mirror.strip():
-            fail(f"sources.mirrors[{index}]", f"{checks.shown(mirror)} is not a folder or an http(s):// "
-                 "or file:// URL")
+        else:
+            check(f"sources.mirrors[{index}]", checks.file_path, mirror)
     for index, module in enumerate(cfg.boot.extra_modules):
         check(f"boot.extra_modules[{index}]", checks.kernel_module, module)
     check("boot.cmdline_extra", checks.cmdline_extra, cfg.boot.cmdline_extra)
@@ -406,6 +409,7 @@ def _check_apt(cfg: Config, fail: Fail, check: typing.Callable[..., Any]) -> Non
     for index, repo in enumerate(cfg.apt.extra_repos):
         key = f"apt.extra_repos[{index}]"
         check(f"{key}.uri", checks.url, repo.uri, (*network, "file"))
+        check(f"{key}.key_file", checks.file_path, repo.key_file)
         check(f"{key}.suite", checks.apt_word, repo.suite)
         for number, component in enumerate(repo.components):
             check(f"{key}.components[{number}]", checks.apt_word, component)
@@ -682,6 +686,10 @@ def _secrets_path(data: Mapping[str, Any], overrides: list[dict[str, Any]], sour
         return None
     if not isinstance(name, str):
         raise ConfigError(named_in, "secrets_file", f"expected a path{_got(name, False)}")
+    try:
+        checks.file_path(name)
+    except checks.InvalidValue as exc:
+        raise ConfigError(named_in, "secrets_file", str(exc)) from None
     relative_to = Path(named_in).resolve().parent if named_in.endswith((".yaml", ".yml")) else (
         Path.cwd() if named_in == "--set" else base_dir)
     return relative_to / Path(name).expanduser(), named_in

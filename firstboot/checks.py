@@ -108,6 +108,14 @@ def tinc_name(value: str) -> str:
     return value
 
 
+def file_path(value: str) -> str:
+    """A path on the build host a site file names (a key file, a folder of .debs)."""
+    if not value or len(value) > 4096 or not value.isprintable() or any(
+            len(part.encode()) > 255 for part in value.split("/")):
+        raise InvalidValue(f"{shown(value)} is not a file path")
+    return value
+
+
 FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
 

@@ -345,6 +345,9 @@ def cmd_boot_test(args: argparse.Namespace) -> int:
     from .pipeline import artifact_paths
 
     cfg = load(args)
+    if not 0 < args.timeout <= 86400:
+        raise ConfigError("boot-test", "--timeout", f"{args.timeout} is not a number of seconds "
+                          "(1 to 86400)")
     hostdeps.require_tools(hostdeps.BOOT_TEST_TOOLS)
     image = args.image or artifact_paths(cfg, args.out).image
     if not image.is_file():

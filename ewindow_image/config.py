@@ -395,8 +395,8 @@ def _qemu_cpu(value: str) -> str:
 
 @functools.cache
 def _known_timezones() -> frozenset[str]:
-    """The host's tz database (Debian's tzdata, which make installs); the image's own
-    zoneinfo is checked again by the stage that links /etc/localtime."""
+    """The IANA tz database (PyPI's tzdata in the venv, and the host's if it has one); the
+    image's own zoneinfo is checked again by the stage that links /etc/localtime."""
     return frozenset(zoneinfo.available_timezones()) | {"UTC"}
 
 

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-import yaml
 
+from . import yamlfile
 from .errors import ConfigError
 
 KNOWN_KEYS = {"description", "bootstrap", "packages", "host", "overlay", "files", "copy", "chroot",
@@ -195,10 +195,7 @@ def load_stage(directory: Path, context: Mapping[str, Any]) -> Stage:
         raise ConfigError(source, template_error_where(exc, stage_file), str(exc)) from None
     except OSError as exc:
         raise ConfigError(source, "(file)", exc.strerror or str(exc)) from None
-    try:
-        data = yaml.safe_load(rendered) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(source, "(yaml)", str(getattr(exc, "problem", exc))) from None
+    data = yamlfile.parse(rendered, source) or {}
     if not isinstance(data, dict):
         raise ConfigError(source, "(top level)", "expected a mapping")
     unknown = set(data) - KNOWN_KEYS

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from ..errors import EWindowError
+from .. import yamlfile
+from ..errors import ConfigError, EWindowError
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -82,9 +81,9 @@ def _strings(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
 def load_recipe(directory: Path) -> Recipe:
     where = directory / "package.yaml"
     try:
-        data = yaml.safe_load(where.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise RecipeError(f"{where}: {exc}") from None
+        data = yamlfile.load(where)
+    except ConfigError as exc:
+        raise RecipeError(str(exc)) from None
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: expected a mapping")
     name = _field(data, "name", str(where))

@@ -31,11 +31,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from ewindow_image.cache import StageCache, default_cache_dir  # noqa: E402
+from ewindow_image.apt.sources import apt_sources  # noqa: E402
+from ewindow_image.build.cache import StageCache, default_cache_dir  # noqa: E402
+from ewindow_image.build.pipeline import RepoPaths  # noqa: E402
+from ewindow_image.build.stages.definition import load_stages  # noqa: E402
 from ewindow_image.config import load_config, template_context  # noqa: E402
-from ewindow_image.pipeline import RepoPaths  # noqa: E402
-from ewindow_image.rootfs import apt_sources  # noqa: E402
-from ewindow_image.stages import load_stages  # noqa: E402
 
 STEM = "ewindow-trixie-arm64"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .cache import StageCache, default_cache_dir
+from .build.cache import StageCache, default_cache_dir
 from .config import Config, ConfigLayers, dump_config, load_config
 from .errors import ConfigError, EWindowError
 from .log import add_log_file, log, setup_logging
@@ -200,8 +200,8 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .pipeline import RepoPaths
-    from .plan import describe
+    from .build.pipeline import RepoPaths
+    from .build.plan import describe
 
     cfg = load(args)
     cache = StageCache(args.cache_dir or default_cache_dir())
@@ -258,7 +258,8 @@ def cmd_identity(args: argparse.Namespace) -> int:
 
 
 def cmd_cache(args: argparse.Namespace) -> int:
-    from .cache import parse_size, select_prunable
+    from .build.cache import select_prunable
+    from .config import parse_size
 
     cache = StageCache(args.cache_dir or default_cache_dir())
     entries = cache.entries()
@@ -280,7 +281,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         max_size = parse_size(args.max_size) if args.max_size else None
     except ValueError:
         raise ConfigError("cache prune", "--max-size", f"'{args.max_size}' is not a size like 20G") from None
-    from .pipeline import exclusive
+    from .build.pipeline import exclusive
 
     with exclusive(cache.root / "build.lock"):
         doomed = entries if args.all else select_prunable(entries, now=now, max_age_days=args.max_age,
@@ -293,7 +294,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from . import hostdeps
-    from .pipeline import RepoPaths, build
+    from .build.pipeline import RepoPaths, build
 
     cfg = load(args)
     hostdeps.require_root("building an image")
@@ -317,8 +318,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def limit_cache(cache: StageCache, cfg: Config) -> None:
-    from .cache import enforce_limit, parse_size
-    from .pipeline import exclusive
+    from .build.cache import enforce_limit
+    from .build.pipeline import exclusive
+    from .config import parse_size
 
     if not cfg.build.cache_max_size:
         return
@@ -341,8 +343,9 @@ def print_summary(timings: dict[str, float], artifacts: list[Path], total: float
 
 
 def cmd_boot_test(args: argparse.Namespace) -> int:
-    from . import boottest, hostdeps
-    from .pipeline import artifact_paths
+    from . import hostdeps
+    from .build.pipeline import artifact_paths
+    from .qemu import boottest
 
     cfg = load(args)
     if not 0 < args.timeout <= 86400:
@@ -361,7 +364,7 @@ def cmd_boot_test(args: argparse.Namespace) -> int:
 
 def cmd_personalise(args: argparse.Namespace) -> int:
     from . import hostdeps
-    from .personalise import deployment, personalise
+    from .cards.personalise import deployment, personalise
 
     cfg = load(args)
     hostdeps.require_tools(hostdeps.PERSONALISE_TOOLS)
@@ -376,9 +379,9 @@ def cmd_personalise(args: argparse.Namespace) -> int:
 
 def cmd_flash(args: argparse.Namespace) -> int:
     from . import hostdeps
-    from .flash import flash
-    from .personalise import deployment, personalise
-    from .pipeline import artifact_paths
+    from .build.pipeline import artifact_paths
+    from .cards.flash import flash
+    from .cards.personalise import deployment, personalise
 
     cfg = load(args)
     hostdeps.require_root("writing an SD card")
@@ -394,7 +397,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
 
 
 def cmd_network(args: argparse.Namespace) -> int:
-    from .network import init
+    from .fleet.network import init
 
     path, found = init(args.directory)
     print(f"created {path} (mode 0600). Add to your site.yaml:\n  secrets_file: {path}\n"
@@ -404,7 +407,7 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 
 def cmd_hosts(args: argparse.Namespace) -> int:
-    from .registry import collect, hosts_lines, tinc_host_files, write_files, zone_lines
+    from .fleet.registry import collect, hosts_lines, tinc_host_files, write_files, zone_lines
 
     cfg = load(args)
     hosts = collect(list(args.inputs), cfg.identity)  # every card's file checked before any write

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image import artifacts as art
 from ewindow_image.config import Compression
+from ewindow_image.image import artifacts as art
 from ewindow_image.runner import run
 
 

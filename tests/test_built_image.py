@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.boottest import BootSpec, BootTestError, boot
 from ewindow_image.config import ConfigLayers, load_config
+from ewindow_image.qemu.boottest import BootSpec, BootTestError, boot
 
 from .conftest import Built, requires_root, sh
 

@@ -2,7 +2,7 @@
 """Property-based fuzzing of every input a user or a card hands the tool (issue 10).
 
 Site files and ``--set`` values are generated from the config schema itself (the dataclasses
-of ewindow_image/config.py), mostly plausible and then mutated: a value swapped for a hostile
+of ewindow_image/config/schema.py), mostly plausible and then mutated: a value swapped for a hostile
 one (shell and YAML metacharacters, line breaks, paths out of the tree, huge or non-ASCII
 text), for a value of another type, or an unknown key added. Identity files and inventories
 are generated from real identities the same way. For every case:
@@ -32,9 +32,9 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from ewindow_image.build.overlay import render_overlay
+from ewindow_image.build.stages.definition import Stage, load_stages
 from ewindow_image.config import Config, ConfigLayers, load_config, template_context
-from ewindow_image.overlay import render_overlay
-from ewindow_image.stages import Stage, load_stages
 from firstboot.files import public_identity
 from firstboot.identity import derive
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from ewindow_image.cards.personalise import deployment
 from ewindow_image.config import ConfigLayers, load_config
 from ewindow_image.errors import ConfigError
-from ewindow_image.personalise import deployment
 from firstboot.files import public_identity
 from firstboot.identity import derive
 
@@ -72,7 +72,7 @@ def test_values_that_would_reach_a_shell_or_file_are_refused(tmp_path: Path, tex
 
 def test_a_timezone_that_slipped_past_the_check_is_still_one_quoted_word(tmp_path: Path) -> None:
     """The second line of defence: the hook quotes the value (``| sh``)."""
-    from ewindow_image.stages import template_env
+    from ewindow_image.build.stages.definition import template_env
 
     env = template_env(tmp_path, one_line_values=True)
     rendered = env.from_string("test -e /usr/share/zoneinfo/{{ tz | sh }}").render(tz='x"; touch /tmp/P; "')

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image import image
-from ewindow_image.artifacts import ArtifactPaths, partial
-from ewindow_image.assemble import assemble_image
 from ewindow_image.config import ConfigLayers, load_config
+from ewindow_image.image import layout as image
+from ewindow_image.image.artifacts import ArtifactPaths, partial
+from ewindow_image.image.assemble import assemble_image
 
 from .conftest import requires_root
 

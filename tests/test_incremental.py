@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.pipeline import RepoPaths
+from ewindow_image.build.pipeline import RepoPaths
 
 from .conftest import REPO, Built, requires_root, seeded_cache, share_snapshots
 
@@ -48,6 +48,15 @@ def test_plan_and_build_redo_only_what_changed(built: Built, tmp_path: Path) -> 
     assert "nothing to rebuild" in plan and set(stage_lines(plan).values()) == {"cached"}
     image = tmp_path / "out" / f"{built.stem}.img"
     before = image.stat().st_mtime_ns
+    assert "nothing to do" in cli(checkout, "build", *common).stderr
+    assert image.stat().st_mtime_ns == before
+
+    # card, fleet and CLI code edited: no stage depends on it, nothing rebuilds
+    for module in ("cards/flash.py", "fleet/registry.py", "cli.py"):
+        with (checkout / "ewindow_image" / module).open("a") as f:
+            f.write("# edited by test_incremental\n")
+    plan = cli(checkout, "plan", *common).stdout
+    assert "nothing to rebuild" in plan and set(stage_lines(plan).values()) == {"cached"}
     assert "nothing to do" in cli(checkout, "build", *common).stderr
     assert image.stat().st_mtime_ns == before
 

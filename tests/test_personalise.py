@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.flash import Disk, FlashRefused, check_target, parse_lsblk
+from ewindow_image.cards.flash import Disk, FlashRefused, check_target, parse_lsblk
 
 from .conftest import requires_root
 from .keys import ed25519_line

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ewindow_image import rootfs
+from ewindow_image.apt import sources as apt_lines
+from ewindow_image.build import rootfs
 from ewindow_image.config import ConfigLayers, load_config
+from ewindow_image.image import manifest
 
 
 def test_mmdebstrap_diverts_initramfs_and_keeps_no_proxy() -> None:
@@ -31,7 +33,7 @@ def test_mmdebstrap_diverts_initramfs_and_keeps_no_proxy() -> None:
 
 def test_bookworm_sources() -> None:
     cfg = load_config(ConfigLayers((), ("suite=bookworm",)))
-    assert rootfs.apt_sources(cfg)[2].split()[2] == "bookworm-security"
+    assert apt_lines.apt_sources(cfg)[2].split()[2] == "bookworm-security"
 
 
 def test_chroot_runs_in_a_private_mount_namespace() -> None:
@@ -52,4 +54,4 @@ def test_apt_install_in_a_later_stage_carries_options_not_files() -> None:
 
 def test_manifest_keeps_installed_packages_only() -> None:
     output = "ii \tzlib1g\t1:1.3\tarm64\nrc \told\t1\tarm64\nii \tbase-files\t13\tarm64\n"
-    assert rootfs.parse_manifest(output) == [("base-files", "13", "arm64"), ("zlib1g", "1:1.3", "arm64")]
+    assert manifest.parse_manifest(output) == [("base-files", "13", "arm64"), ("zlib1g", "1:1.3", "arm64")]

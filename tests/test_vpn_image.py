@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.boottest import BootSpec, boot
+from ewindow_image.qemu.boottest import BootSpec, boot
 
 from .conftest import REPO, Built, requires_root, seeded_cache, share_snapshots
 from .test_built_image import free_port

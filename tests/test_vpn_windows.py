@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from ewindow_image.boottest import BootSpec, boot
+from ewindow_image.qemu.boottest import BootSpec, boot
 from firstboot.identity import derive
 from firstboot.vpn import VpnSettings
 

@@ -14,6 +14,6 @@ The pipeline of one package, one module each:
   control file, copyright, ``dpkg-deb``;
 - ``service``: keys, the package cache, and the one entry point the build and the CLI use.
 
-May import: ``config``, ``errors``, ``log``, ``runner``, ``aptstate``, ``rootfs`` (apt source
-lines). Nothing here imports the stages or the image code.
+May import: ``config``, ``apt`` (source lines, version resolution) and the shared plumbing.
+Nothing here imports the build (stages) or the image code; the build imports this.
 """

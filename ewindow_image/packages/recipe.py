@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import yamlfile
+from ..config import yamlfile
 from ..errors import ConfigError, EWindowError
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")

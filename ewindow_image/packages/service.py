@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import hostdeps
-from ..aptstate import AptResolver
+from ..apt.resolver import AptResolver
+from ..apt.sources import apt_sources
 from ..config import Config, Suite
 from ..log import log, step
-from ..rootfs import apt_sources
 from ..runner import run
 from . import compiling, debian, source, toolchain
 from .recipe import Recipe, load_recipes

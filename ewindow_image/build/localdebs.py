@@ -14,8 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config
-from .errors import EWindowError
+from ..config import Config
+from ..errors import EWindowError
 
 CHROOT_DIR = "/var/cache/ewindow-local-debs"  # where they are bind-mounted while installing
 # Packages no Debian mirror has: without a recipe or a local .deb the build stops before it starts.

@@ -19,9 +19,9 @@ from typing import Any
 from firstboot import checks
 from firstboot.settings import SettingsError, parse_deployment
 
-from .config import Config
-from .errors import CommandError, ConfigError, EWindowError
-from .runner import run
+from ..config import Config
+from ..errors import CommandError, ConfigError, EWindowError
+from ..runner import run
 
 CARD_DIR = "::/ewindow"
 DEPLOYMENT = f"{CARD_DIR}/deployment.json"

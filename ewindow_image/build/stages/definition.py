@@ -29,8 +29,8 @@ from typing import Any
 
 import jinja2
 
-from . import yamlfile
-from .errors import ConfigError
+from ...config import yamlfile
+from ...errors import ConfigError
 
 KNOWN_KEYS = {"description", "bootstrap", "packages", "host", "overlay", "files", "copy", "chroot",
               "enable"}

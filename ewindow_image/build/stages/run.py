@@ -15,19 +15,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import localdebs
-from . import rootfs as rootfs_cmds
-from .aptstate import AptResolver
-from .cache import remove_tree
-from .config import Config
-from .log import log
-from .overlay import RenderedDir, RenderedFile, checkout_files, install_files, render_overlay
-from .retry import with_retries
-from .runner import run
-from .stages import Stage
+from ...apt import sources as apt_lines
+from ...apt.resolver import AptResolver
+from ...config import Config
+from ...log import log
+from ...retry import with_retries
+from ...runner import run
+from ...trees import remove_tree
+from .. import localdebs
+from .. import rootfs as rootfs_cmds
+from ..overlay import RenderedDir, RenderedFile, checkout_files, install_files, render_overlay
+from .definition import Stage
 
-# Builder modules whose code shapes a stage's output tree; their source is part of every key.
-_KEYED_MODULES = ("rootfs.py", "overlay.py", "stages.py", "stagerun.py", "localdebs.py")
+CODE_ROOT = Path(__file__).resolve().parents[2]  # the ewindow_image package
+# The builder code a stage's output tree depends on: the stage definition and its run, the
+# rootfs commands, the overlays, the local .debs and the apt lines written into the tree.
+# Hashed into every stage key. The CLI, cards, fleet, qemu and image code are not: editing or
+# moving them keeps the stage cache (tests/test_incremental.py edits cards/flash.py).
+STAGE_CODE = ("build/stages", "build/rootfs.py", "build/overlay.py", "build/localdebs.py", "apt/sources.py")
 
 
 @dataclass(frozen=True)
@@ -47,12 +52,18 @@ class StageContext:
         return {"QEMU_CPU": self.cfg.build.qemu_cpu} if self.cfg.build.qemu_cpu else {}
 
 
-def builder_digest() -> str:
+def code_digest(parts: tuple[str, ...]) -> str:
+    """The source of ``parts`` (files or folders of the ewindow_image package), by path."""
     h = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in _KEYED_MODULES:
-        h.update((here / name).read_bytes())
+    for part in parts:
+        path = CODE_ROOT / part
+        for source in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(source.relative_to(CODE_ROOT).as_posix().encode() + b"\0" + source.read_bytes() + b"\0")
     return h.hexdigest()
+
+
+def builder_digest() -> str:
+    return code_digest(STAGE_CODE)
 
 
 def rendered_overlay(stage: Stage, ctx: StageContext) -> tuple[list[RenderedFile], list[RenderedDir]]:
@@ -84,10 +95,10 @@ def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, str]:
         localdebs.check_available(ctx.cfg, stage.packages, ctx.local_debs)
         local = {name: ctx.local_debs[name] for name in stage.packages if name in ctx.local_debs}
         from_mirror = tuple(name for name in stage.packages if name not in local)
-        sources = "\n".join(rootfs_cmds.apt_sources(ctx.cfg) + rootfs_cmds.apt_options(ctx.cfg))
+        sources = "\n".join(apt_lines.apt_sources(ctx.cfg) + apt_lines.apt_options(ctx.cfg))
         inputs["apt sources"] = _sha(sources.encode())
         if not stage.bootstrap and ctx.cfg.apt.extra_repos:
-            extra = rootfs_cmds.extra_repo_files(ctx.cfg)
+            extra = apt_lines.extra_repo_files(ctx.cfg)
             blob = b"".join(path.encode() + content for path, content in sorted(extra.items()))
             inputs["apt extra repositories"] = _sha(blob)
         if ctx.apt is not None and from_mirror:
@@ -129,7 +140,7 @@ def run_stage(stage: Stage, ctx: StageContext, tree: Path) -> list[str]:
         done.append(f"bootstrapped {ctx.cfg.suite} with {len(stage.packages)} packages")
     elif stage.packages:
         extra = [RenderedFile(path, content, 0o644, "root", "root") for path, content in
-                 rootfs_cmds.extra_repo_files(ctx.cfg).items()]
+                 apt_lines.extra_repo_files(ctx.cfg).items()]
         if extra:
             install_files(tree, extra, [])
         local = [ctx.local_debs[name] for name in stage.packages if name in ctx.local_debs]

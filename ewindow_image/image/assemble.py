@@ -9,14 +9,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ..config import Config
+from ..errors import EWindowError
+from ..log import log
+from ..runner import run
+from ..trees import remove_tree
 from . import artifacts as art
-from . import image
-from .cache import remove_tree
-from .config import Config
-from .errors import EWindowError
-from .log import log
-from .rootfs import dpkg_manifest_argv, parse_manifest
-from .runner import run
+from . import layout as image
+from .manifest import dpkg_manifest_argv, parse_manifest
 
 
 def split_boot_partition(tree: Path, bootfs: Path) -> None:

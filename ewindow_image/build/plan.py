@@ -8,17 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .artifacts import ArtifactPaths
+from ..config import Config
+from ..image.artifacts import ArtifactPaths
 from .cache import StageCache
-from .config import Config
-from .pipeline import (
-    PlannedStage,
-    RepoPaths,
-    artifact_paths,
-    artifacts_current,
-    plan,
-    read_build_info,
-)
+from .pipeline import PlannedStage, RepoPaths, artifact_paths, artifacts_current, plan, read_build_info
 
 MAX_REASONS = 6
 

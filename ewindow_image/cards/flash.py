@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import EWindowError
-from .runner import run
+from ..errors import EWindowError
+from ..runner import run
 
 LSBLK_COLUMNS = "NAME,TYPE,RM,HOTPLUG,TRAN,SIZE,MODEL,MOUNTPOINTS"
 

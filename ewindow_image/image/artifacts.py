@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Compression
+from ..config import Compression
 
 PARTIAL = ".partial"
 

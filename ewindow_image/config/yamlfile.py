@@ -14,7 +14,7 @@ import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 MAX_BYTES = 1 << 20  # a site file is a few KiB; an inventory of 10 000 windows ~0.5 MiB
 MAX_DEPTH = 32

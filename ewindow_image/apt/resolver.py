@@ -20,11 +20,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config
-from .errors import CommandError, EWindowError
-from .log import log
-from .rootfs import apt_sources, extra_repo_lines
-from .runner import run
+from ..config import Config
+from ..errors import CommandError, EWindowError
+from ..log import log
+from ..runner import run
+from .sources import apt_sources, extra_repo_lines
 
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # What mmdebstrap's minbase variant installs besides the requested packages.

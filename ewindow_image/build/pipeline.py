@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import hashlib
 import json
 import os
 import shutil
@@ -16,20 +15,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .aptstate import AptResolver
-from .artifacts import ArtifactPaths
-from .assemble import assemble_image, publish_artifacts
-from .cache import StageCache, remove_tree
-from .config import Config, template_context
-from .errors import EWindowError
-from .lint import lint_tree
+from .. import __version__
+from ..apt.resolver import AptResolver
+from ..config import Config, template_context
+from ..errors import EWindowError
+from ..image.artifacts import ArtifactPaths
+from ..image.assemble import assemble_image, publish_artifacts
+from ..log import log, step
+from ..packages.service import PlannedPackage, SourcePackages
+from ..runner import run
+from ..trees import remove_tree
+from .cache import StageCache
+from .golden_lint import lint_tree
 from .localdebs import LocalDeb, from_folder
-from .log import log, step
-from .packages.service import PlannedPackage, SourcePackages
-from .runner import run
-from .stagerun import StageContext, run_stage, stage_inputs, stage_key
-from .stages import Stage, load_stages
+from .stages.definition import Stage, load_stages
+from .stages.run import StageContext, code_digest, run_stage, stage_inputs, stage_key
 
 
 @dataclass(frozen=True)
@@ -223,12 +223,14 @@ def artifacts_current(cfg: Config, paths: ArtifactPaths, planned: list[PlannedSt
     return paths.sums.is_file()
 
 
+# The code the artifacts in out/ depend on: the stages' and the image's (assembly, manifest,
+# build-info), the source packages' and the config's. Not the CLI, cards, fleet or qemu code.
+ARTIFACT_CODE = ("build", "image", "apt", "packages", "config", "config/defaults.yaml")
+
+
 def package_digest() -> str:
-    """All of the builder's code: a change anywhere (assembly too) makes new artifacts."""
-    h = hashlib.sha256()
-    for source in sorted(Path(__file__).parent.glob("*.py")) + [Path(__file__).with_name("defaults.yaml")]:
-        h.update(source.name.encode() + b"\0" + source.read_bytes())
-    return h.hexdigest()
+    """The builder code the artifacts depend on: a change there makes new artifacts."""
+    return code_digest(ARTIFACT_CODE)
 
 
 def run_stages(planned: list[PlannedStage], ctx: StageContext, cache: StageCache, tree: Path,

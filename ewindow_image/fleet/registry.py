@@ -21,9 +21,8 @@ from typing import Any
 from firstboot import checks
 from firstboot.identity import IdentityError, derive, mac_from_serial, normalise_serial
 
-from . import yamlfile
-from .config import IdentityConfig
-from .errors import ConfigError
+from ..config import IdentityConfig, yamlfile
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 import jinja2
 
-from .errors import ConfigError
-from .stages import FileSpec, template_env, template_error_where
+from ..errors import ConfigError
+from .stages.definition import FileSpec, template_env, template_error_where
 
 TEMPLATE_SUFFIX = ".j2"
 

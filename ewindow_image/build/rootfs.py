@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Command builders for the root filesystem: mmdebstrap, chroot, offline systemctl.
 
-Nothing here runs a command; :mod:`ewindow_image.pipeline` hands these argv lists to
+Nothing here runs a command; :mod:`ewindow_image.build.stages.run` hands these argv lists to
 :func:`ewindow_image.runner.run`.
 """
 
@@ -12,9 +12,8 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
-from .config import Config, extra_repo_key
-
-COMPONENTS = "main,contrib,non-free-firmware"
+from ..apt.sources import COMPONENTS, apt_options, apt_sources
+from ..config import Config
 
 # Generating the initramfs during package installation happens twice (kernel postinst and the
 # initramfs-tools trigger), ~9 min each under qemu-user. It is diverted to /bin/true while
@@ -26,49 +25,6 @@ DIVERT_INITRAMFS = (
 
 # mmdebstrap writes every --aptopt into this file of the target; the proxy must not stay.
 MMDEBSTRAP_APT_CONF = "/etc/apt/apt.conf.d/99mmdebstrap"
-
-
-def apt_sources(cfg: Config) -> list[str]:
-    suite = cfg.suite.value
-    return [
-        f"deb {cfg.apt.mirror} {suite} {COMPONENTS.replace(',', ' ')}",
-        f"deb {cfg.apt.mirror} {suite}-updates {COMPONENTS.replace(',', ' ')}",
-        f"deb {cfg.apt.security_mirror} {suite}-security {COMPONENTS.replace(',', ' ')}",
-    ]
-
-
-def extra_repo_files(cfg: Config) -> dict[str, bytes]:
-    """The extra repositories as the image keeps them: a deb822 sources file and one key
-    each under /etc/apt/keyrings, so later stages (and the window's own apt) use them."""
-    files: dict[str, bytes] = {}
-    stanzas = []
-    for index, repo in enumerate(cfg.apt.extra_repos):
-        key = extra_repo_key(cfg, index)
-        keyring = f"/etc/apt/keyrings/ewindow-extra-{index}{key.suffix or '.asc'}"
-        files[keyring] = key.read_bytes()
-        # a flat repository ("./") has no components
-        components = "" if repo.suite.endswith("/") else f"Components: {' '.join(repo.components)}\n"
-        stanzas.append(f"Types: deb\nURIs: {repo.uri}\nSuites: {repo.suite}\n{components}"
-                       f"Signed-By: {keyring}\n")
-    if stanzas:
-        files["/etc/apt/sources.list.d/ewindow-extra.sources"] = "\n".join(stanzas).encode()
-    return files
-
-
-def extra_repo_lines(cfg: Config) -> list[str]:
-    """One-line sources for the host's resolver, signed by the key files on the host."""
-    lines = []
-    for index, repo in enumerate(cfg.apt.extra_repos):
-        components = "" if repo.suite.endswith("/") else " " + " ".join(repo.components)
-        lines.append(f"deb [signed-by={extra_repo_key(cfg, index)}] {repo.uri} {repo.suite}{components}")
-    return lines
-
-
-def apt_options(cfg: Config) -> list[str]:
-    options = [f'Acquire::Retries "{cfg.apt.retries}"']
-    if cfg.apt.proxy:
-        options.append(f'Acquire::http::Proxy "{cfg.apt.proxy}"')
-    return options
 
 
 def mmdebstrap_argv(cfg: Config, packages: Sequence[str], rootfs: Path,
@@ -142,18 +98,3 @@ def systemctl_enable_argv(rootfs: Path, units: Sequence[str]) -> list[str]:
 
 def host_hook_argv(rootfs: Path, command: str) -> list[str]:
     return ["/bin/sh", "-ec", command, "host-hook", os.fspath(rootfs)]
-
-
-def dpkg_manifest_argv(rootfs: Path) -> list[str]:
-    """Installed packages of the target, read by the host's dpkg-query."""
-    return ["dpkg-query", f"--admindir={os.fspath(rootfs / 'var/lib/dpkg')}", "-W",
-            "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n"]
-
-
-def parse_manifest(output: str) -> list[tuple[str, str, str]]:
-    rows = []
-    for line in output.splitlines():
-        fields = line.split("\t")
-        if len(fields) == 4 and fields[0].startswith("ii"):
-            rows.append((fields[1], fields[2], fields[3]))
-    return sorted(rows)

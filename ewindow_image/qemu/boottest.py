@@ -24,9 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import EWindowError
-from .log import log
-from .runner import exit_status, run, spawn, stop, tail
+from ..errors import EWindowError
+from ..log import log
+from ..runner import exit_status, run, spawn, stop, tail
 
 MARKER = "EWINDOW-BOOT-OK"
 MULTI_USER = re.compile(r"Reached target .*[Mm]ulti-[Uu]ser")

@@ -17,44 +17,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import EWindowError
-from .runner import run
+from ..runner import run
+from ..trees import remove_tree
 
 
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "ewindow-image"
-
-
-def mounts_under(path: Path) -> list[str]:
-    """Mount points at or below ``path`` (mountinfo escapes spaces as \\040)."""
-    real = os.path.realpath(path)
-    found = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].encode().decode("unicode_escape")
-        if point == real or point.startswith(real + "/"):
-            found.append(point)
-    return found
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a build tree, never through something still mounted in it: an interrupted
-    chroot could have left the host's /dev or /sys bind-mounted inside."""
-    if not path.exists() and not path.is_symlink():
-        return
-    for point in sorted(mounts_under(path), key=len):
-        if point in mounts_under(path):
-            run(["umount", "--recursive", "--lazy", point])
-    if mounts_under(path):
-        raise EWindowError(f"refusing to delete {path}: something is still mounted inside it")
-    shutil.rmtree(path)
 
 
 def copy_tree_argv(source: Path, target: Path) -> list[str]:
@@ -165,16 +139,3 @@ def enforce_limit(cache: StageCache, max_size: int) -> list[CacheEntry]:
     for entry in doomed:
         cache.remove(entry.key)
     return doomed
-
-
-SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
-
-
-def parse_size(text: str) -> int:
-    """``20G``, ``500M``, ``1.5T`` or plain bytes; ValueError for anything else (negative,
-    ``inf``, ``nan``, words)."""
-    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-    match = SIZE_RE.fullmatch(text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not a size like 20G")
-    return int(float(match.group(1)) * units[match.group(2).upper()])

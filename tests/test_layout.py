@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: MIT
+"""The builder's layout (README "How a build works"): imports only point down the pipeline,
+and a stage's key hashes only the code its tree depends on."""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ewindow_image.build.stages import run
+
+PACKAGE = Path(__file__).resolve().parent.parent / "ewindow_image"
+PLUMBING = {"errors", "log", "runner", "retry", "hostdeps", "trees", "__init__"}
+# what each part may import besides itself and the shared plumbing
+ALLOWED = {
+    "cli": {"build", "cards", "fleet", "qemu", "image", "packages", "apt", "config"},
+    "build": {"image", "packages", "apt", "config"},
+    "cards": {"config"},
+    "fleet": {"config"},
+    "qemu": set(),
+    "image": {"config"},
+    "packages": {"apt", "config"},
+    "apt": {"config"},
+    "config": set(),
+    "plumbing": set(),
+}
+
+
+def part_of(module: str) -> str:
+    first = module.split(".")[0]
+    return "plumbing" if first in PLUMBING else first
+
+
+def imports_of(path: Path) -> set[str]:
+    """The ewindow_image modules ``path`` imports, relative to the package, e.g. build.cache."""
+    here = path.relative_to(PACKAGE).with_suffix("").parts
+    package = here[:-1] if here[-1] != "__init__" else here[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(package[: len(package) - node.level + 1])
+                target = ".".join(base + ([node.module] if node.module else []))
+                if node.module is None:  # from . import x: x is a module, or a name of __init__
+                    found |= {".".join([*base, alias.name]) if (PACKAGE.joinpath(*base, alias.name)).exists()
+                              or PACKAGE.joinpath(*base, f"{alias.name}.py").exists()
+                              else ".".join([*base, "__init__"]) for alias in node.names}
+                    continue
+            elif (node.module or "").startswith("ewindow_image."):
+                target = (node.module or "").removeprefix("ewindow_image.")
+            else:
+                continue
+            found.add(target)
+    return {f for f in found if f}
+
+
+def test_imports_point_down_the_pipeline() -> None:
+    wrong = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = part_of(".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+        for target in imports_of(path):
+            if part_of(target) not in ALLOWED[source] | {source, "plumbing"}:
+                wrong.append(f"{path.relative_to(PACKAGE)} imports {target}")
+    assert wrong == []
+
+
+def test_every_sub_package_says_what_it_does_and_may_import() -> None:
+    for init in sorted(PACKAGE.glob("*/__init__.py")):
+        doc = ast.get_docstring(ast.parse(init.read_text())) or ""
+        assert "May import" in doc and len(doc) > 80, init
+
+
+@pytest.fixture
+def package_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    copy = tmp_path / "ewindow_image"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(run, "CODE_ROOT", copy)
+    return copy
+
+
+@pytest.mark.parametrize("edited", ["cards/flash.py", "cards/personalise.py", "fleet/registry.py",
+                                    "cli.py", "qemu/boottest.py", "image/assemble.py"])
+def test_editing_code_no_stage_depends_on_keeps_the_stage_keys(package_copy: Path, edited: str) -> None:
+    before = run.builder_digest()
+    with (package_copy / edited).open("a") as stream:
+        stream.write("\n# edited\n")
+    assert run.builder_digest() == before
+
+
+@pytest.mark.parametrize("edited", ["build/rootfs.py", "build/overlay.py", "build/stages/run.py",
+                                    "build/stages/definition.py", "build/localdebs.py", "apt/sources.py"])
+def test_editing_code_a_stage_depends_on_changes_every_key(package_copy: Path, edited: str) -> None:
+    before = run.builder_digest()
+    with (package_copy / edited).open("a") as stream:
+        stream.write("\n# edited\n")
+    assert run.builder_digest() != before

@@ -251,6 +251,13 @@ def test_values_the_window_would_refuse_are_refused_now(setting: str, field: str
     refused(build_py("config", "--set", setting), f"--set: {field}:")
 
 
+def test_cache_prune_refuses_negative_ages_and_sizes(tmp_path: Path) -> None:
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    refused(build_py("cache", "prune", "--max-age", "-3", *cache), "--max-age: -3 is not a number of days")
+    refused(build_py("cache", "prune", "--max-size=-5G", *cache), "--max-size: '-5G' is not a size")
+    assert not (tmp_path / "cache").exists()
+
+
 def test_a_global_prefix_needs_a_deliberate_opt_in() -> None:
     cfg = load_config(
         ConfigLayers((), ("identity.prefix='2001:db8:1:2::/64'", "identity.allow_global_prefix=true"))

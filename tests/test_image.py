@@ -1,9 +1,11 @@
 # SPDX-License-Identifier: MIT
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -44,7 +46,10 @@ def test_root_size_covers_content_and_headroom() -> None:
     assert size % (4 * MIB) == 0
 
 
-def small_tree(tmp_path: Path) -> Path:
+EPOCH = 1767225600  # 2026-01-01
+
+
+def small_tree(tmp_path: Path, seed: bytes = b"") -> Path:
     tree = tmp_path / "tree"
     (tree / "boot/firmware/overlays").mkdir(parents=True)
     (tree / "boot/firmware/cmdline.txt").write_text("root=PARTUUID=ee1d0c5e-02 rw\n")
@@ -54,7 +59,7 @@ def small_tree(tmp_path: Path) -> Path:
     (tree / "etc/shadow").write_text("root:*:1::::::\n")
     (tree / "etc/shadow").chmod(0o640)
     (tree / "usr/bin").mkdir(parents=True)
-    (tree / "usr/bin/big").write_bytes(os.urandom(3 * MIB))
+    (tree / "usr/bin/big").write_bytes(seed * (3 * MIB // len(seed)) if seed else os.urandom(3 * MIB))
     return tree
 
 
@@ -69,7 +74,7 @@ def test_assembled_image_has_both_filesystems(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
     paths = ArtifactPaths(out, "test")
-    info = assemble_image(cfg, tree, tmp_path / "bootfs", paths)
+    info = assemble_image(cfg, tree, tmp_path / "bootfs", paths, EPOCH)
     img = partial(paths.image)
     assert not paths.image.exists()  # only the finished artifact gets the final name
     assert img.stat().st_size == info["size"]
@@ -93,3 +98,42 @@ def test_assembled_image_has_both_filesystems(tmp_path: Path) -> None:
     assert (tree / "boot/firmware").is_dir() and not any((tree / "boot/firmware").iterdir())
     assert (tmp_path / "bootfs/cmdline.txt").exists()
     assert info["root_partuuid"] == "ee1d0c5e-02"
+
+
+@requires_root
+def test_one_tree_gives_the_same_image_bytes_whenever_it_is_assembled(tmp_path: Path) -> None:
+    """Two trees with the same content made at different times (so different ctimes, atimes
+    and mtimes newer than the epoch, and on different days) give one image."""
+    cfg = load_config(ConfigLayers((), ("image.boot_size_mib=64", "image.headroom_mib=64")))
+    images = []
+    for run in ("first", "second"):
+        folder = tmp_path / run
+        tree = small_tree(folder, seed=b"same content")
+        os.utime(tree / "etc/fstab", (EPOCH - 86400 * 400, EPOCH - 86400 * 400))  # older: kept
+        if run == "second":
+            time.sleep(1.1)
+            (tree / "etc/fstab").chmod(0o644)  # a ctime change only
+            os.utime(tree / "etc/shadow", (EPOCH + 86400 * 3, EPOCH + 86400 * 3))
+        out = folder / "out"
+        out.mkdir()
+        assemble_image(cfg, tree, folder / "bootfs", ArtifactPaths(out, "test"), EPOCH)
+        images.append(partial(ArtifactPaths(out, "test").image))
+    assert images[0].read_bytes() == images[1].read_bytes()
+    root = json.loads(sh("sfdisk", "--json", str(images[0])))["partitiontable"]["partitions"][1]
+    fs = f"{images[0]}?offset={root['start'] * 512}"
+    old = sh("debugfs", "-R", "stat /etc/fstab", fs)
+    assert f"mtime: 0x{EPOCH - 86400 * 400:08x}:00000000" in old and f"ctime: 0x{EPOCH:08x}:00000000" in old
+    assert f"mtime: 0x{EPOCH:08x}:00000000" in sh("debugfs", "-R", "stat /usr/bin/big", fs)
+
+
+@requires_root
+def test_another_epoch_gives_other_bytes(tmp_path: Path) -> None:
+    cfg = load_config(ConfigLayers((), ("image.boot_size_mib=64", "image.headroom_mib=64")))
+    digests = set()
+    for epoch in (EPOCH, EPOCH + 86400):
+        folder = tmp_path / str(epoch)
+        out = folder / "out"
+        out.mkdir(parents=True)
+        assemble_image(cfg, small_tree(folder, seed=b"same"), folder / "bootfs", ArtifactPaths(out, "t"), epoch)
+        digests.add(hashlib.sha256(partial(ArtifactPaths(out, "t").image).read_bytes()).hexdigest())
+    assert len(digests) == 2

@@ -26,6 +26,7 @@ from ..packages.service import PlannedPackage, SourcePackages
 from ..runner import run
 from ..trees import remove_tree
 from .cache import StageCache
+from .epoch import ReleaseEpoch, release_epoch
 from .golden_lint import lint_tree
 from .localdebs import LocalDeb, from_folder
 from .stages.definition import Stage, load_stages
@@ -144,12 +145,13 @@ def exclusive(lock_file: Path) -> Iterator[None]:
 def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
           use_cache: bool = True) -> BuildResult:
     paths = artifact_paths(cfg, out_dir)
+    epoch = release_epoch(cfg, repo.root)
     with exclusive(cache.root / "build.lock"):
         with step("plan"):
             build_plan = plan(cfg, repo, cache)
             planned = build_plan.stages
         previous = read_build_info(paths)
-        if use_cache and artifacts_current(cfg, paths, planned, previous):
+        if use_cache and artifacts_current(cfg, paths, planned, previous, epoch.seconds):
             log.info("nothing to do: %s is up to date", paths.image)
             assert previous is not None
             return BuildResult(paths, [], {}, previous, nothing_to_do=True)
@@ -175,9 +177,10 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
         out_dir.mkdir(parents=True, exist_ok=True)
         with step("assemble image"):
             start = time.monotonic()
-            layout = assemble_image(cfg, tree, work / "bootfs", paths)
+            log.info("    SOURCE_DATE_EPOCH %d (%s)", epoch.seconds, epoch.source)
+            layout = assemble_image(cfg, tree, work / "bootfs", paths, epoch.seconds)
             timings["assemble image"] = time.monotonic() - start
-        info = build_info(cfg, repo, reports, layout_info=layout)
+        info = build_info(cfg, repo, reports, layout_info=layout, epoch=epoch)
         info["source_packages"] = [p.pin() for p in build_plan.packages]
         with step("write artifacts"):
             publish_artifacts(cfg, tree, paths, info, timings)
@@ -204,10 +207,10 @@ def read_build_info(paths: ArtifactPaths) -> dict[str, Any] | None:
 
 
 def artifacts_current(cfg: Config, paths: ArtifactPaths, planned: list[PlannedStage],
-                      previous: dict[str, Any] | None) -> bool:
-    """The artifacts in out/ come from exactly these stage keys, config and builder, and are
-    all there with the sizes recorded when they were written."""
-    if previous is None:
+                      previous: dict[str, Any] | None, epoch: int) -> bool:
+    """The artifacts in out/ come from exactly these stage keys, config, builder and
+    SOURCE_DATE_EPOCH, and are all there with the sizes recorded when they were written."""
+    if previous is None or previous.get("source_date_epoch") != epoch:
         return False
     recorded = [s.get("key") for s in previous.get("stages", [])]
     if recorded != [p.key for p in planned]:
@@ -280,15 +283,17 @@ def git_revision(root: Path) -> str:
 
 
 def build_info(cfg: Config, repo: RepoPaths, reports: list[StageReport],
-               layout_info: dict[str, Any]) -> dict[str, Any]:
+               layout_info: dict[str, Any], epoch: ReleaseEpoch) -> dict[str, Any]:
+    """What build-info.json records: only what the image follows from, so it is the same
+    for two builds of one commit. When and how fast a build ran is in its log."""
     return {
         "builder_version": __version__,
         "builder_digest": package_digest(),
         "git_revision": git_revision(repo.root),
         "config_digest": cfg.digest(),
         "config": cfg.as_dict(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "stages": [{"name": r.name, "key": r.key, "seconds": round(r.seconds, 1),
-                    "cached": r.cached} for r in reports],
+        "source_date_epoch": epoch.seconds,
+        "source_date_epoch_from": epoch.source,
+        "stages": [{"name": r.name, "key": r.key} for r in reports],
         "image": layout_info,
     }

@@ -11,6 +11,7 @@ from typing import Any
 from ..config import Config
 from ..image.artifacts import ArtifactPaths
 from .cache import StageCache
+from .epoch import release_epoch
 from .pipeline import PlannedStage, RepoPaths, artifact_paths, artifacts_current, plan, read_build_info
 
 MAX_REASONS = 6
@@ -100,7 +101,8 @@ def describe(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path) -> 
         lines.append(f"  {p.name:<14} {state:<8} {p.description}")
         lines += [f"  {'':<14} {'':<8} - {reason}" for reason in p.reasons]
     lines.append("")
-    if artifacts_current(cfg, paths, planned, previous):
+    epoch = release_epoch(cfg, repo.root)
+    if artifacts_current(cfg, paths, planned, previous, epoch.seconds):
         lines.append(f"nothing to rebuild: the artifacts in {out_dir} are up to date")
     else:
         if all(p.cached for p in plans):

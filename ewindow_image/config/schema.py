@@ -231,6 +231,7 @@ class SourcesConfig:
 class BuildConfig:
     qemu_cpu: str
     cache_max_size: str  # after each build, least recently used snapshots go beyond this; "" = no limit
+    source_date_epoch: int = 0  # the image's clock (README "Reproducing an image"); 0 = last commit
 
 
 @dataclass(frozen=True)

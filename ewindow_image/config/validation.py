@@ -82,6 +82,7 @@ def _ranges(cfg: Config) -> list[tuple[str, float, float, float]]:
         ("image.zstd_level", cfg.image.zstd_level, 1, 19),
         ("image.xz_level", cfg.image.xz_level, 0, 9),
         ("apt.retries", cfg.apt.retries, 0, 20),
+        ("build.source_date_epoch", cfg.build.source_date_epoch, 0, 2**32 - 1),
     ]
 
 

@@ -15,6 +15,7 @@ from ..log import log
 from ..runner import run
 from ..trees import remove_tree
 from . import artifacts as art
+from . import clock
 from . import layout as image
 from .manifest import dpkg_manifest_argv, parse_manifest
 
@@ -33,8 +34,16 @@ def fs_uuid(cfg: Config) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ewindow-image:{cfg.image.disk_id}:root"))
 
 
-def assemble_image(cfg: Config, tree: Path, bootfs: Path, paths: art.ArtifactPaths) -> dict[str, Any]:
+def hash_seed(cfg: Config) -> str:
+    """The ext4 directory hash seed, from the config (mke2fs would draw a random one)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"ewindow-image:{cfg.digest()}:hash-seed"))
+
+
+def assemble_image(cfg: Config, tree: Path, bootfs: Path, paths: art.ArtifactPaths,
+                   epoch: int) -> dict[str, Any]:
     split_boot_partition(tree, bootfs)
+    newer = clock.clamp_times(tree, epoch) + clock.clamp_times(bootfs, epoch)
+    log.info("    %d file times clamped to SOURCE_DATE_EPOCH %d", newer, epoch)
     used, inodes = image.tree_usage(tree)
     boot_used, _ = image.tree_usage(bootfs)
     if boot_used > cfg.image.boot_size_mib * image.MIB * 0.9:
@@ -48,10 +57,16 @@ def assemble_image(cfg: Config, tree: Path, bootfs: Path, paths: art.ArtifactPat
     with target.open("wb") as f:
         f.truncate(layout.total_size)
     run(image.sfdisk_argv(target), input_text=layout.sfdisk_script(cfg.image.disk_id))
-    run(image.mkfs_vfat_argv(target, layout, cfg.image.disk_id))
-    run(image.mcopy_argv(target, layout, sorted(bootfs.iterdir())))
-    run(image.mkfs_ext4_argv(target, layout, tree, fs_uuid(cfg)))
-    run(image.e2fsck_argv(target, layout))
+    run(clock.faketime_argv(epoch, image.mkfs_vfat_argv(target, layout, cfg.image.disk_id)),
+        env=clock.fat_env(epoch))
+    for argv in image.fat_copy_argvs(target, layout, bootfs):
+        run(clock.faketime_argv(epoch, argv), env={**clock.fat_env(epoch), "MTOOLS_SKIP_CHECK": "1"})
+    run(image.mkfs_ext4_argv(target, layout, tree, fs_uuid(cfg), hash_seed(cfg)), env=clock.ext4_env(epoch))
+    with tempfile.TemporaryDirectory(dir=paths.out_dir) as tmp:
+        script = Path(tmp) / "times.debugfs"
+        script.write_text(clock.debugfs_times_script(tree, epoch))
+        run(image.debugfs_script_argv(target, layout, script), env=clock.ext4_env(epoch))
+    run(image.e2fsck_argv(target, layout), env=clock.ext4_env(epoch))
     with tempfile.TemporaryDirectory(dir=paths.out_dir) as tmp:
         boot_copy = Path(tmp) / "boot.vfat"
         image.copy_range(target, boot_copy, layout.boot_offset, layout.boot_size)
@@ -95,7 +110,7 @@ def publish_artifacts(cfg: Config, tree: Path, paths: art.ArtifactPaths, info: d
     art.write_manifest(paths.manifest, packages, built)
     produced = paths.all_for(cfg.image.compression)
     info["packages"] = len(packages)
-    info["timings"] = {k: round(v, 1) for k, v in timings.items()}
+    log.info("    timings: %s", ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
     info["artifacts"] = {p.name: p.stat().st_size for p in produced if p.exists()}
     art.write_build_info(paths.build_info, info)
     art.write_sums(paths.sums, produced)

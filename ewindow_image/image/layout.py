@@ -80,15 +80,33 @@ def mkfs_vfat_argv(image: Path, layout: Layout, volume_id: str) -> list[str]:
             os.fspath(image), str(layout.boot_size // 1024)]
 
 
-def mcopy_argv(image: Path, layout: Layout, entries: list[Path]) -> list[str]:
-    return ["mcopy", "-i", f"{os.fspath(image)}@@{layout.boot_offset}", "-s", "-p", "-m", "-Q",
-            *[os.fspath(e) for e in entries], "::/"]
+def fat_copy_argvs(image: Path, layout: Layout, bootfs: Path) -> list[list[str]]:
+    """mmd and mcopy commands that copy ``bootfs`` into the FAT partition in sorted order
+    (``mcopy -s`` would follow the order the host's filesystem lists them in), file times
+    kept (-m)."""
+    spec = f"{os.fspath(image)}@@{layout.boot_offset}"
+    argvs: list[list[str]] = []
+    for dirpath, dirnames, filenames in os.walk(bootfs):
+        dirnames.sort()
+        here = Path(dirpath).relative_to(bootfs).as_posix()
+        target = "::/" if here == "." else f"::/{here}/"
+        if here != ".":
+            argvs.append(["mmd", "-i", spec, target.rstrip("/")])
+        if filenames:
+            argvs.append(["mcopy", "-i", spec, "-p", "-m", "-Q",
+                          *[os.path.join(dirpath, name) for name in sorted(filenames)], target])
+    return argvs
 
 
-def mkfs_ext4_argv(image: Path, layout: Layout, rootfs: Path, fs_uuid: str) -> list[str]:
+def mkfs_ext4_argv(image: Path, layout: Layout, rootfs: Path, fs_uuid: str, hash_seed: str) -> list[str]:
     return ["mkfs.ext4", "-q", "-F", "-L", "rootfs", "-U", fs_uuid, "-b", str(EXT4_BLOCK),
-            "-E", f"offset={layout.root_offset},nodiscard", "-d", os.fspath(rootfs),
+            "-E", f"offset={layout.root_offset},nodiscard,hash_seed={hash_seed}", "-d", os.fspath(rootfs),
             os.fspath(image), str(layout.root_size // EXT4_BLOCK)]
+
+
+def debugfs_script_argv(image: Path, layout: Layout, script: Path) -> list[str]:
+    """Run a debugfs command file on the root filesystem in place, writable."""
+    return ["debugfs", "-w", "-f", os.fspath(script), f"{os.fspath(image)}?offset={layout.root_offset}"]
 
 
 def e2fsck_argv(image: Path, layout: Layout) -> list[str]:

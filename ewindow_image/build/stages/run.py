@@ -24,6 +24,7 @@ from ...runner import run
 from ...trees import remove_tree
 from .. import localdebs
 from .. import rootfs as rootfs_cmds
+from ..epoch import STAGE_EPOCH
 from ..overlay import RenderedDir, RenderedFile, checkout_files, install_files, render_overlay
 from .definition import Stage
 
@@ -48,8 +49,10 @@ class StageContext:
 
     @property
     def env(self) -> dict[str, str]:
-        # qemu-user reads QEMU_CPU from the environment of every emulated process.
-        return {"QEMU_CPU": self.cfg.build.qemu_cpu} if self.cfg.build.qemu_cpu else {}
+        # qemu-user reads QEMU_CPU from the environment of every emulated process; mmdebstrap,
+        # maintainer scripts, useradd and mkinitramfs read the stage clock (epoch.py).
+        env = {"SOURCE_DATE_EPOCH": str(STAGE_EPOCH), "TZ": "UTC"}
+        return {**env, "QEMU_CPU": self.cfg.build.qemu_cpu} if self.cfg.build.qemu_cpu else env
 
 
 def code_digest(parts: tuple[str, ...]) -> str:
@@ -110,6 +113,7 @@ def stage_inputs(stage: Stage, ctx: StageContext) -> dict[str, str]:
             inputs[f"package {name}"] = deb.identity
     inputs["builder code"] = builder_digest()
     inputs["QEMU_CPU"] = ctx.cfg.build.qemu_cpu
+    inputs["stage clock (SOURCE_DATE_EPOCH)"] = str(STAGE_EPOCH)
     return inputs
 
 
@@ -167,7 +171,7 @@ def run_stage(stage: Stage, ctx: StageContext, tree: Path) -> list[str]:
     if stage.chroot:
         done.append(f"{len(stage.chroot)} chroot hooks (emulated)")
     if stage.enable:
-        run(rootfs_cmds.systemctl_enable_argv(tree, stage.enable))
+        run(rootfs_cmds.systemctl_enable_argv(tree, stage.enable), env=env)
         done.append(f"enabled {', '.join(stage.enable)}")
     for line in done:
         log.info("    %s", line)

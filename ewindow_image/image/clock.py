@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: MIT
+"""Every time the image holds, set to the release epoch (build/epoch.py), so two builds of one
+commit give the same bytes on any day (README "Reproducing an image").
+
+- file times in the trees: mtime clamped to the epoch, atime made equal to mtime;
+- ext4: ``mke2fs -d`` copies each file's ctime, which no program can set, so the inodes'
+  ctimes are rewritten with debugfs after the filesystem is made; E2FSPROGS_FAKE_TIME gives
+  the superblock and the inodes' creation times (lib/ext2fs/initialize.c), ``hash_seed`` the
+  directory hash;
+- FAT: mkfs.fat (4.2, bookworm) stamps the volume label and mtools the directories it makes
+  with the wall clock, and neither reads SOURCE_DATE_EPOCH, so both run under faketime with
+  the clock stopped at the epoch; files are copied in sorted order, not in the order the
+  host's filesystem lists them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import EWindowError
+
+
+def walk(root: Path) -> Iterator[Path]:
+    """Every path below ``root``, sorted, parents before children."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        here = Path(dirpath)
+        for name in sorted(dirnames + filenames):
+            yield here / name
+
+
+def clamp_times(root: Path, epoch: int) -> int:
+    """mtime = min(mtime, epoch), atime = mtime, for ``root`` and everything below it (links
+    themselves, not their targets). Returns how many paths were newer than the epoch."""
+    newer = 0
+    limit = epoch * 10**9
+    for path in [root, *walk(root)]:
+        mtime = os.lstat(path).st_mtime_ns
+        if mtime > limit:
+            newer += 1
+            mtime = limit
+        os.utime(path, ns=(mtime, mtime), follow_symlinks=False)
+    return newer
+
+
+def debugfs_times_script(root: Path, epoch: int) -> str:
+    """debugfs commands that set every inode's ctime and atime (and their nanoseconds) to
+    ``epoch``: mke2fs copies both from the tree, and reading the tree to copy it moves the
+    atimes again (relatime)."""
+    lines = [f"sif / {field} @{epoch}" for field in ("ctime", "atime")]
+    for path in walk(root):
+        inside = "/" + path.relative_to(root).as_posix()
+        if '"' in inside or "\n" in inside or "\\" in inside:
+            raise EWindowError(f"{inside!r}: a file name debugfs cannot quote; the image cannot be "
+                               "made reproducible with it")
+        lines += [f'sif "{inside}" ctime @{epoch}', f'sif "{inside}" atime @{epoch}']
+    return "\n".join(lines) + "\n"
+
+
+def ext4_env(epoch: int) -> dict[str, str]:
+    return {"E2FSPROGS_FAKE_TIME": str(epoch), "TZ": "UTC"}
+
+
+def fat_env(epoch: int) -> dict[str, str]:
+    # FAT times are local times: UTC, so the bytes do not depend on the host's time zone
+    return {"SOURCE_DATE_EPOCH": str(epoch), "TZ": "UTC"}
+
+
+def faketime_argv(epoch: int, argv: list[str]) -> list[str]:
+    """``argv`` with the wall clock stopped at ``epoch`` (libfaketime; mtools has no option).
+    An absolute time stops the clock; it is read in TZ, which fat_env sets to UTC."""
+    stopped = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
+    return ["faketime", "-f", stopped, *argv]

@@ -134,6 +134,7 @@ def test_another_epoch_gives_other_bytes(tmp_path: Path) -> None:
         folder = tmp_path / str(epoch)
         out = folder / "out"
         out.mkdir(parents=True)
-        assemble_image(cfg, small_tree(folder, seed=b"same"), folder / "bootfs", ArtifactPaths(out, "t"), epoch)
+        tree = small_tree(folder, seed=b"same")
+        assemble_image(cfg, tree, folder / "bootfs", ArtifactPaths(out, "t"), epoch)
         digests.add(hashlib.sha256(partial(ArtifactPaths(out, "t").image).read_bytes()).hexdigest())
     assert len(digests) == 2

@@ -21,14 +21,14 @@ BUILD_ARGS := $(CONFIG_ARGS) --out $(OUT)
 CROSS_GCC := $(if $(filter aarch64,$(shell uname -m)),gcc-x86-64-linux-gnu,gcc-aarch64-linux-gnu)
 HOST_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test dosfstools mtools \
 	fdisk e2fsprogs bmap-tools zstd xz-utils qemu-system-arm python3-venv util-linux \
-	passwd systemd gcc $(CROSS_GCC) nodejs git
+	passwd systemd gcc $(CROSS_GCC) nodejs git faketime
 # Extra packages for the tests.
 TEST_PACKAGES := $(HOST_PACKAGES) shellcheck device-tree-compiler cpio openssh-client \
 	iputils-ping iproute2 procps nftables tinc yggdrasil radvd dpkg-dev gnupg
 
 ARCH ?=
 
-.PHONY: image packages flash test test-fast boot-test plan config lint bench host-deps test-deps venv clean help
+.PHONY: image packages flash test test-fast boot-test plan config lint bench host-deps test-deps venv clean help verify-repro
 
 help:
 	@echo "make image      build out/*.img and its artifacts (SITE=site.yaml SET='key=value ...')"
@@ -36,6 +36,7 @@ help:
 	@echo "make flash      DEVICE=/dev/sdX SITE=site.yaml [WINDOW_NAME=name]: write and personalise a card"
 	@echo "make packages   PeerVPN and cjdns .debs from source into OUT/packages ([ARCH=amd64|arm64], for hubs)"
 	@echo "make plan       show which stages would rebuild and why (changes nothing)"
+	@echo "make verify-repro  build twice (second with its own cache) and compare the bytes"
 	@echo "make boot-test  boot the built image under qemu (virt and raspi3b)"
 	@echo "make config     print the resolved config"
 	@echo "make bench      run the benchmarks in bench/"
@@ -51,6 +52,9 @@ packages: host-deps venv
 flash: host-deps venv
 	@test -n "$(DEVICE)" || { echo "usage: make flash DEVICE=/dev/sdX SITE=site.yaml" >&2; exit 2; }
 	$(SUDO) $(PY) build.py flash $(DEVICE) $(BUILD_ARGS) $(HOSTNAME_ARG) $(if $(FORCE),--force)
+
+verify-repro: host-deps venv
+	$(SUDO) $(PY) build.py verify-repro $(BUILD_ARGS)
 
 boot-test: host-deps venv
 	$(SUDO) $(PY) build.py boot-test $(BUILD_ARGS)

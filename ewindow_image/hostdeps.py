@@ -25,6 +25,8 @@ BUILD_TOOLS = {
     "mcopy": "mtools",
     "mkfs.ext4": "e2fsprogs",
     "e2fsck": "e2fsprogs",
+    "debugfs": "e2fsprogs",
+    "faketime": "faketime",
     "bmaptool": "bmap-tools",
     "zstd": "zstd",
     "xz": "xz-utils",

@@ -368,6 +368,7 @@ def test_ssh_key_lines_with_options_are_accepted() -> None:
         "network",
         "hosts",
         "boot-test",
+        "verify-repro",
     ],
 )
 def test_every_command_says_what_it_does_changes_and_returns(command: str) -> None:

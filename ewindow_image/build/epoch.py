@@ -29,7 +29,7 @@ class ReleaseEpoch:
 
 
 def git_commit_time_argv(root: Path) -> list[str]:
-    return ["git", "-C", os.fspath(root), "log", "-1", "--format=%ct"]
+    return ["git", "--no-pager", "-C", os.fspath(root), "log", "-1", "--format=%ct"]
 
 
 def release_epoch(cfg: Config, root: Path) -> ReleaseEpoch:

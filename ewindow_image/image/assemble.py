@@ -65,7 +65,7 @@ def assemble_image(cfg: Config, tree: Path, bootfs: Path, paths: art.ArtifactPat
     with tempfile.TemporaryDirectory(dir=paths.out_dir) as tmp:
         script = Path(tmp) / "times.debugfs"
         script.write_text(clock.debugfs_times_script(tree, epoch))
-        run(image.debugfs_script_argv(target, layout, script), env=clock.ext4_env(epoch))
+        run(image.debugfs_script_argv(target, layout, script), env=clock.ext4_env(epoch), capture=True)
     run(image.e2fsck_argv(target, layout), env=clock.ext4_env(epoch))
     with tempfile.TemporaryDirectory(dir=paths.out_dir) as tmp:
         boot_copy = Path(tmp) / "boot.vfat"

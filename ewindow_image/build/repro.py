@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: MIT
+"""``build.py verify-repro``: build the image twice and compare the bytes.
+
+The first build uses the normal cache (its stages may come from earlier days); the second a
+cache of its own, which shares only the downloads, the source archives and the stages named
+in ``share`` (the base, so the check takes minutes, not a full cold build). Everything else
+the second build makes itself, later: the remaining stages, the source packages, the image.
+On a difference the two root and boot filesystems are unpacked (debugfs rdump, mcopy;
+nothing is mounted) and the files that differ are named.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import Config
+from ..image.artifacts import sha256_file
+from ..log import log, step
+from ..runner import run
+from ..trees import remove_tree
+from .cache import StageCache
+from .pipeline import BuildResult, RepoPaths, build
+
+SHARED_DOWNLOADS = ("debs", "apt", "sources", "sysroots")  # verified or keyed inputs, not results
+MAX_NAMED = 40
+
+
+@dataclass(frozen=True)
+class ReproResult:
+    artifacts: dict[str, tuple[str, str]]  # name → (sha256 of the first, of the second)
+    differing_files: tuple[str, ...]  # inside the partitions, when the images differ
+
+    @property
+    def same(self) -> bool:
+        return all(a == b for a, b in self.artifacts.values())
+
+
+def second_cache(first: StageCache, folder: Path, shared_keys: list[str]) -> StageCache:
+    """A cache of its own for the second build: links to the first's downloads and to the
+    snapshots of the shared stages, nothing else."""
+    remove_tree(folder)
+    (folder / "stages").mkdir(parents=True)
+    for name in SHARED_DOWNLOADS:
+        (first.root / name).mkdir(parents=True, exist_ok=True)
+        (folder / name).symlink_to(first.root / name)
+    for key in shared_keys:
+        (folder / "stages" / key).symlink_to(first.entry(key))
+    return StageCache(folder)
+
+
+def verify(cfg: Config, repo: RepoPaths, cache: StageCache, work: Path,
+           share: tuple[str, ...] = ("00-base",)) -> ReproResult:
+    with step("first build (the normal cache)"):
+        first = build(cfg, repo, cache, work / "first")
+    shared = [stage["key"] for stage in first.info["stages"] if stage["name"] in share]
+    other = second_cache(cache, work / "cache", shared)
+    with step(f"second build (its own cache; shared: {', '.join(share) or 'nothing'})"):
+        second = build(cfg, repo, other, work / "second")
+    artifacts = compared_artifacts(cfg, first, second)
+    differing: tuple[str, ...] = ()
+    if any(a != b for a, b in artifacts.values()):
+        with step("name the files that differ"):
+            differing = tuple(differing_files(first.artifacts.image, second.artifacts.image,
+                                              work / "unpacked"))
+    return ReproResult(artifacts, differing)
+
+
+def compared_artifacts(cfg: Config, first: BuildResult, second: BuildResult) -> dict[str, tuple[str, str]]:
+    """Every artifact of the two builds by sha256 (the image, compressed images, bmap,
+    manifest, build-info; SHA256SUMS follows from them)."""
+    found = {}
+    for path in first.artifacts.all_for(cfg.image.compression):
+        twin = second.artifacts.out_dir / path.name
+        if path.is_file() and twin.is_file():
+            found[path.name] = (sha256_file(path), sha256_file(twin))
+    return found
+
+
+def partition_offsets(image: Path) -> tuple[int, int]:
+    table = json.loads(run(["sfdisk", "--json", os.fspath(image)], capture=True))["partitiontable"]
+    sector = int(table.get("sectorsize", 512))
+    boot, root = table["partitions"][:2]
+    return int(boot["start"]) * sector, int(root["start"]) * sector
+
+
+def unpack(image: Path, target: Path) -> None:
+    """The root filesystem into ``target/root`` and the boot partition into ``target/boot``."""
+    boot_offset, root_offset = partition_offsets(image)
+    (target / "root").mkdir(parents=True)
+    (target / "boot").mkdir()
+    run(["debugfs", "-R", f"rdump / {os.fspath(target / 'root')}",
+         f"{os.fspath(image)}?offset={root_offset}"], capture=True)
+    run(["mcopy", "-s", "-p", "-m", "-n", "-i", f"{os.fspath(image)}@@{boot_offset}", "::/*",
+         os.fspath(target / "boot")], env={"MTOOLS_SKIP_CHECK": "1"})
+
+
+def differing_files(first: Path, second: Path, work: Path) -> Iterator[str]:
+    remove_tree(work)
+    unpack(first, work / "first")
+    unpack(second, work / "second")
+    for part in ("boot", "root"):
+        yield from tree_differences(work / "first" / part, work / "second" / part, f"/{part}")
+    shutil.rmtree(work)
+
+
+def tree_differences(left: Path, right: Path, label: str) -> Iterator[str]:
+    """Paths whose presence, type, content, mode, owner or mtime differ."""
+    names = sorted(set(os.listdir(left)) | set(os.listdir(right)))
+    for name in names:
+        a, b = left / name, right / name
+        where = f"{label}/{name}"
+        if not (a.exists() or a.is_symlink()) or not (b.exists() or b.is_symlink()):
+            yield f"{where} (only in the {'second' if not a.exists() else 'first'})"
+            continue
+        sa, sb = a.lstat(), b.lstat()
+        if (sa.st_mode, sa.st_uid, sa.st_gid) != (sb.st_mode, sb.st_uid, sb.st_gid):
+            yield f"{where} (mode or owner)"
+        elif a.is_symlink():
+            if os.readlink(a) != os.readlink(b):
+                yield f"{where} (link target)"
+        elif a.is_dir():
+            yield from tree_differences(a, b, where)
+        elif not filecmp.cmp(a, b, shallow=False):
+            yield f"{where} (content)"
+        elif int(sa.st_mtime) != int(sb.st_mtime):
+            yield f"{where} (mtime)"
+
+
+def report(result: ReproResult) -> list[str]:
+    lines = [f"{name}: {'same' if a == b else 'DIFFERENT'} {a[:16]}{'' if a == b else ' vs ' + b[:16]}"
+             for name, (a, b) in sorted(result.artifacts.items())]
+    if result.differing_files:
+        lines.append(f"{len(result.differing_files)} files differ inside the image:")
+        lines += [f"  {path}" for path in result.differing_files[:MAX_NAMED]]
+        if len(result.differing_files) > MAX_NAMED:
+            lines.append(f"  … and {len(result.differing_files) - MAX_NAMED} more")
+        lines.append("diffoscope (Debian package diffoscope) shows how two files differ")
+    log.info("\n".join(lines))
+    return lines

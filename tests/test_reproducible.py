@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: MIT
+"""The pieces of a reproducible image (README "Reproducing an image"): the release epoch,
+clamped file times, the debugfs script, and how verify-repro names what differs. The
+assembly itself is checked byte for byte in tests/test_image.py."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ewindow_image.build import epoch as epochs
+from ewindow_image.build.repro import tree_differences
+from ewindow_image.config import ConfigLayers, load_config
+from ewindow_image.errors import ConfigError, EWindowError
+from ewindow_image.image import clock
+
+EPOCH = 1767225600
+
+
+def test_times_newer_than_the_epoch_are_clamped_and_atimes_follow(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    old, new = tmp_path / "d/old", tmp_path / "d/new"
+    old.write_text("o")
+    new.write_text("n")
+    os.utime(old, (EPOCH + 5, EPOCH - 100))
+    os.symlink("new", tmp_path / "d/link")
+    assert clock.clamp_times(tmp_path, EPOCH) >= 3  # new, link, d (and tmp_path) were newer
+    assert old.stat().st_mtime == EPOCH - 100 and old.stat().st_atime == EPOCH - 100
+    assert new.stat().st_mtime == EPOCH
+    assert os.lstat(tmp_path / "d/link").st_mtime == EPOCH
+
+
+def test_the_debugfs_script_names_every_path_and_refuses_what_it_cannot_quote(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/with space").write_text("")
+    script = clock.debugfs_times_script(tmp_path, EPOCH).splitlines()
+    assert 'sif "/etc/with space" ctime @1767225600' in script
+    assert script.count('sif "/etc" atime @1767225600') == 1 and len(script) == 2 + 2 * 2
+    (tmp_path / 'etc/a"b').write_text("")
+    with pytest.raises(EWindowError, match="debugfs cannot quote"):
+        clock.debugfs_times_script(tmp_path, EPOCH)
+
+
+def test_the_release_epoch_comes_from_the_environment_the_config_or_git(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = load_config()
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert epochs.release_epoch(cfg, tmp_path) == epochs.ReleaseEpoch(1700000000, "SOURCE_DATE_EPOCH")
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(ConfigError, match="SOURCE_DATE_EPOCH: 'yesterday' is not a time"):
+        epochs.release_epoch(cfg, tmp_path)
+    monkeypatch.delenv("SOURCE_DATE_EPOCH")
+    configured = load_config(ConfigLayers((), ("build.source_date_epoch=1600000000",)))
+    assert epochs.release_epoch(configured, tmp_path).seconds == 1600000000
+    env = {**os.environ, "GIT_AUTHOR_DATE": "@1650000000 +0000", "GIT_COMMITTER_DATE": "@1650000000 +0000"}
+    for argv in (
+        ["git", "init", "-q"],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x"],
+    ):
+        subprocess.run(argv, cwd=tmp_path, env=env, check=True)
+    assert epochs.release_epoch(cfg, tmp_path) == epochs.ReleaseEpoch(1650000000, "last commit")
+
+
+def test_verify_repro_names_what_differs(tmp_path: Path) -> None:
+    first, second = tmp_path / "a", tmp_path / "b"
+    for tree in (first, second):
+        (tree / "etc").mkdir(parents=True)
+        (tree / "etc/same").write_text("x")
+        (tree / "etc/shadow").write_text("root:*:19000:0:99999:7:::\n")
+        os.utime(tree / "etc/same", (EPOCH, EPOCH))
+    (second / "etc/shadow").write_text("root:*:19001:0:99999:7:::\n")
+    (second / "etc/extra").write_text("")
+    os.utime(second / "etc/same", (EPOCH - 10, EPOCH - 10))
+    found = list(tree_differences(first, second, "/root"))
+    assert found == [
+        "/root/etc/extra (only in the second)",
+        "/root/etc/same (mtime)",
+        "/root/etc/shadow (content)",
+    ]

@@ -18,6 +18,7 @@ import ipaddress
 import re
 import string
 import urllib.parse
+from collections.abc import Callable
 
 SHOWN = 60  # characters of a bad value a message repeats
 
@@ -30,6 +31,18 @@ def shown(value: object) -> str:
     """``value`` for a message: its repr, shortened."""
     text = repr(value)
     return text if len(text) <= SHOWN else text[:SHOWN - 5] + "…" + text[-4:]
+
+
+def _matching(pattern: str, what: str) -> Callable[[str], str]:
+    """A check that the whole value matches ``pattern``; the message says it is not ``what``."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not isinstance(value, str) or not compiled.fullmatch(value):
+            raise InvalidValue(f"{shown(value)} is not {what}")
+        return value
+
+    return check
 
 
 # --- names ----------------------------------------------------------------------------------
@@ -88,24 +101,12 @@ def login_name(value: str) -> str:
     return value
 
 
-NETWORK_NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+# tinc's net folder and unit instance, PeerVPN's networkname
+network_name = _matching(r"[A-Za-z0-9_-]{1,32}", "a network name (1 to 32 letters, digits, '-', '_')")
 
 
-def network_name(value: str) -> str:
-    """tinc's net folder and unit instance, PeerVPN's networkname."""
-    if not NETWORK_NAME_RE.fullmatch(value):
-        raise InvalidValue(f"{shown(value)} must be 1 to 32 letters, digits, '-' and '_'")
-    return value
-
-
-TINC_NAME_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
-
-
-def tinc_name(value: str) -> str:
-    """A tinc node name: also the name of its file under hosts/."""
-    if not TINC_NAME_RE.fullmatch(value):
-        raise InvalidValue(f"{shown(value)} is not a tinc node name (letters, digits, '_')")
-    return value
+# a tinc node name: also the name of its file under hosts/
+tinc_name = _matching(r"[A-Za-z0-9_]{1,64}", "a tinc node name (letters, digits, '_')")
 
 
 def file_path(value: str) -> str:
@@ -116,13 +117,8 @@ def file_path(value: str) -> str:
     return value
 
 
-FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
-
-
-def file_name(value: str) -> str:
-    if not FILE_NAME_RE.fullmatch(value):
-        raise InvalidValue(f"{shown(value)} is not a plain file name (letters, digits, '.', '_', '+', '-')")
-    return value
+file_name = _matching(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}",
+                      "a plain file name (letters, digits, '.', '_', '+', '-')")
 
 
 # --- time zone ------------------------------------------------------------------------------
@@ -337,14 +333,9 @@ def rsa_public_key(value: str) -> str:
     return text
 
 
-CJDNS_KEY_RE = re.compile(r"[0-9bcdfghjklmnpqrstuvwxyz]{52}\.k")
-
-
-def cjdns_public_key(value: str) -> str:
-    """52 characters of cjdns' base32 alphabet and ``.k`` (util/Base32.h)."""
-    if not CJDNS_KEY_RE.fullmatch(value):
-        raise InvalidValue(f"{shown(value)} is not a cjdns public key (52 base32 characters + '.k')")
-    return value
+# 52 characters of cjdns' base32 alphabet and ".k" (util/Base32.h)
+cjdns_public_key = _matching(r"[0-9bcdfghjklmnpqrstuvwxyz]{52}\.k",
+                             "a cjdns public key (52 base32 characters + '.k')")
 
 
 def printable_secret(value: str, *, lengths: tuple[int, int] = (1, 256)) -> str:
@@ -355,14 +346,10 @@ def printable_secret(value: str, *, lengths: tuple[int, int] = (1, 256)) -> str:
     return value
 
 
-YGGDRASIL_KEY_RE = re.compile(r"[0-9a-f]{64}")
 YGGDRASIL_SCHEMES = ("tcp", "tls", "quic", "ws", "wss", "socks", "sockstls", "unix")
 
 
-def yggdrasil_public_key(value: str) -> str:
-    if not YGGDRASIL_KEY_RE.fullmatch(value):
-        raise InvalidValue(f"{shown(value)} is not a Yggdrasil public key (64 hex digits)")
-    return value
+yggdrasil_public_key = _matching(r"[0-9a-f]{64}", "a Yggdrasil public key (64 hex digits)")
 
 
 def yggdrasil_uri(value: str) -> str:
@@ -393,13 +380,7 @@ def interface_regex(value: str) -> str:
     return value
 
 
-INTERFACE_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}")
-
-
-def interface_name(value: str) -> str:
-    if not INTERFACE_RE.fullmatch(value):
-        raise InvalidValue(f"{shown(value)} is not a network interface name")
-    return value
+interface_name = _matching(r"[A-Za-z0-9_.-]{1,15}", "a network interface name")
 
 
 # --- Wi-Fi ----------------------------------------------------------------------------------
@@ -429,14 +410,8 @@ def wifi_psk(value: str) -> str:
 
 # --- the build's own values -----------------------------------------------------------------
 
-PACKAGE_RE = re.compile(r"[a-z0-9][a-z0-9+.-]+")
-
-
-def debian_package(value: str) -> str:
-    """A Debian package name (Policy §5.6.1)."""
-    if not PACKAGE_RE.fullmatch(value) or len(value) > 128:
-        raise InvalidValue(f"{shown(value)} is not a Debian package name")
-    return value
+# a Debian package name (Policy §5.6.1)
+debian_package = _matching(r"[a-z0-9][a-z0-9+.-]{1,127}", "a Debian package name")
 
 
 APT_WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/~-]{0,99}")
@@ -450,13 +425,7 @@ def apt_word(value: str) -> str:
     return value
 
 
-MODULE_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def kernel_module(value: str) -> str:
-    if not MODULE_RE.fullmatch(value):
-        raise InvalidValue(f"{shown(value)} is not a kernel module name")
-    return value
+kernel_module = _matching(r"[A-Za-z0-9_-]{1,64}", "a kernel module name")
 
 
 CMDLINE_WORD_RE = re.compile(r"[A-Za-z0-9_.,:=/+@-]+")

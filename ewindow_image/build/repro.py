@@ -68,6 +68,7 @@ def verify(cfg: Config, repo: RepoPaths, cache: StageCache, work: Path,
         with step("name the files that differ"):
             differing = tuple(differing_files(first.artifacts.image, second.artifacts.image,
                                               work / "unpacked"))
+            (work / "differences.txt").write_text("".join(f"{line}\n" for line in differing))
     return ReproResult(artifacts, differing)
 
 
@@ -139,7 +140,7 @@ def report(result: ReproResult) -> list[str]:
         lines.append(f"{len(result.differing_files)} files differ inside the image:")
         lines += [f"  {path}" for path in result.differing_files[:MAX_NAMED]]
         if len(result.differing_files) > MAX_NAMED:
-            lines.append(f"  … and {len(result.differing_files) - MAX_NAMED} more")
+            lines.append(f"  … and {len(result.differing_files) - MAX_NAMED} more (all in differences.txt)")
         lines.append("diffoscope (Debian package diffoscope) shows how two files differ")
     log.info("\n".join(lines))
     return lines

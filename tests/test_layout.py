@@ -85,7 +85,8 @@ def package_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 EDITS = [("cards/flash.py", False), ("cards/personalise.py", False), ("fleet/registry.py", False),
          ("cli.py", False), ("qemu/boottest.py", False), ("image/assemble.py", False),
          ("build/rootfs.py", True), ("build/overlay.py", True), ("build/stages/run.py", True),
-         ("build/stages/definition.py", True), ("build/localdebs.py", True), ("apt/sources.py", True)]
+         ("build/stages/definition.py", True), ("build/localdebs.py", True), ("apt/sources.py", True),
+         ("image/clock.py", True)]
 
 
 @pytest.mark.parametrize(("edited", "keyed"), EDITS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -31,6 +32,17 @@ def test_times_newer_than_the_epoch_are_clamped_and_atimes_follow(tmp_path: Path
     assert old.stat().st_mtime == EPOCH - 100 and old.stat().st_atime == EPOCH - 100
     assert new.stat().st_mtime == EPOCH
     assert os.lstat(tmp_path / "d/link").st_mtime == EPOCH
+
+
+def test_what_a_stage_wrote_gets_the_stage_clock_and_unpacked_files_keep_their_times(tmp_path: Path) -> None:
+    unpacked, written = tmp_path / "unpacked", tmp_path / "written"
+    unpacked.write_text("from a .deb")
+    os.utime(unpacked, (1600000000, 1600000000))
+    started = time.time_ns()
+    written.write_text("by the stage")
+    os.utime(tmp_path, (1600000000, 1600000000))  # the folder: as if unchanged
+    assert clock.stamp_changed(tmp_path, started, EPOCH) == 1
+    assert unpacked.stat().st_mtime == 1600000000 and written.stat().st_mtime == EPOCH
 
 
 def test_the_debugfs_script_names_every_path_and_refuses_what_it_cannot_quote(tmp_path: Path) -> None:

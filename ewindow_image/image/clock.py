@@ -46,6 +46,18 @@ def clamp_times(root: Path, epoch: int) -> int:
     return newer
 
 
+def stamp_changed(root: Path, since_ns: int, epoch: int) -> int:
+    """Paths changed at or after ``since_ns`` (wall clock) get ``epoch`` as mtime and atime:
+    what a stage wrote is dated the same whenever it ran, what it unpacked from a .deb keeps
+    the package's times. Returns how many paths were stamped."""
+    stamped = 0
+    for path in [root, *walk(root)]:
+        if os.lstat(path).st_mtime_ns >= since_ns:
+            os.utime(path, (epoch, epoch), follow_symlinks=False)
+            stamped += 1
+    return stamped
+
+
 def debugfs_times_script(root: Path, epoch: int) -> str:
     """debugfs commands that set every inode's ctime and atime (and their nanoseconds) to
     ``epoch``: mke2fs copies both from the tree, and reading the tree to copy it moves the

@@ -10,6 +10,7 @@ sources and options. Equal keys mean equal trees, so a finished stage is reused 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from ...apt import sources as apt_lines
 from ...apt.resolver import AptResolver
 from ...config import Config
+from ...image import clock
 from ...log import log
 from ...retry import with_retries
 from ...runner import run
@@ -30,10 +32,12 @@ from .definition import Stage
 
 CODE_ROOT = Path(__file__).resolve().parents[2]  # the ewindow_image package
 # The builder code a stage's output tree depends on: the stage definition and its run, the
-# rootfs commands, the overlays, the local .debs and the apt lines written into the tree.
+# rootfs commands, the overlays, the local .debs, the apt lines written into the tree and
+# the stage clock's stamping of what a stage wrote (image/clock.py).
 # Hashed into every stage key. The CLI, cards, fleet, qemu and image code are not: editing or
 # moving them keeps the stage cache (tests/test_incremental.py edits cards/flash.py).
-STAGE_CODE = ("build/stages", "build/rootfs.py", "build/overlay.py", "build/localdebs.py", "apt/sources.py")
+STAGE_CODE = ("build/stages", "build/rootfs.py", "build/overlay.py", "build/localdebs.py", "apt/sources.py",
+              "image/clock.py")
 
 
 @dataclass(frozen=True)
@@ -129,7 +133,9 @@ def _sha(data: bytes) -> str:
 
 
 def run_stage(stage: Stage, ctx: StageContext, tree: Path) -> list[str]:
-    """Apply ``stage`` to ``tree``; return a short list of what it did."""
+    """Apply ``stage`` to ``tree``; return a short list of what it did. Everything the stage
+    writes is dated STAGE_EPOCH afterwards (a second of margin for coarse file times)."""
+    started_ns = time.time_ns() - 10**9
     done: list[str] = []
     env = ctx.env
     attempts = ctx.cfg.apt.retries + 1
@@ -173,6 +179,7 @@ def run_stage(stage: Stage, ctx: StageContext, tree: Path) -> list[str]:
     if stage.enable:
         run(rootfs_cmds.systemctl_enable_argv(tree, stage.enable), env=env)
         done.append(f"enabled {', '.join(stage.enable)}")
+    clock.stamp_changed(tree, started_ns, STAGE_EPOCH)
     for line in done:
         log.info("    %s", line)
     return done

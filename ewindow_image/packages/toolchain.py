@@ -107,7 +107,10 @@ def compiler_wrapper(target: Target, sysroot: Path, source: Path) -> str:
     CC as one word (cjdns spawns it directly)."""
     gcc = shlex.quote(f"{tool_prefix(target)}gcc")
     flags = " ".join(shlex.quote(f) for f in sysroot_flags(target, sysroot, source))
-    return f"#!/bin/sh\nexec {gcc} {flags} \"$@\"\n"
+    # -g0 last, over the build's own -g: the installed binaries are stripped anyway, and the
+    # linker's build ID hashes the debug sections too, which differed between two build
+    # folders (cjdns; build.py verify-repro found it) while the stripped code was the same.
+    return f"#!/bin/sh\nexec {gcc} {flags} \"$@\" -g0\n"
 
 
 def strip_argv(target: Target, binary: Path) -> list[str]:

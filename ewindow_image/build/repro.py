@@ -62,6 +62,7 @@ def verify(cfg: Config, repo: RepoPaths, cache: StageCache, work: Path,
     other = second_cache(cache, work / "cache", shared)
     with step(f"second build (its own cache; shared: {', '.join(share) or 'nothing'})"):
         second = build(cfg, repo, other, work / "second")
+    remove_tree(other.root)  # its snapshots (GiBs) serve no later build
     artifacts = compared_artifacts(cfg, first, second)
     differing: tuple[str, ...] = ()
     if any(a != b for a, b in artifacts.values()):

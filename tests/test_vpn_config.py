@@ -317,3 +317,28 @@ def test_accepted_initpeers_reach_peervpn_unchanged(entries: list[str]) -> None:
         return
     conf = peervpn.conf(node(backends=("peervpn",), psk="a-valid-psk-123", peervpn_initpeers=tuple(entries)))
     assert peervpn_value(conf, "initpeers").split() == " ".join(entries).split()
+
+
+def test_a_card_nobody_personalised_boots_with_its_peervpn_off(tmp_path: Path) -> None:
+    """The image names PeerVPN's init peers but can hold no key: without a deployment file
+    firstboot completes and PeerVPN stays off; a card that brings a deployment without the
+    key is refused before anything changes."""
+    root = pi_root(tmp_path)
+    settings_file = root / "etc/ewindow/firstboot.json"
+    data = json.loads(settings_file.read_text())
+    data["vpn"] = {"backends": ["peervpn"], "peervpn": {"initpeers": ["192.0.2.1 7777"]}}
+    settings_file.write_text(json.dumps(data))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "firstboot", "--root", str(root)]
+    assert subprocess.run(command, env=env, capture_output=True, check=False).returncode == 0
+    assert json.loads((root / "var/lib/ewindow/vpn/active.json").read_text()) == {"backends": []}
+    assert not (root / "etc/peervpn/ewindow.conf").exists()
+    card = pi_root(tmp_path / "second")
+    card.joinpath("etc/ewindow/firstboot.json").write_text(json.dumps(data))
+    card.joinpath("boot/firmware/ewindow").mkdir(parents=True)
+    card.joinpath("boot/firmware/ewindow/deployment.json").write_text(json.dumps(
+        {"format": 1, "vpn": {"backends": ["peervpn"], "peervpn": {"initpeers": ["192.0.2.1 7777"]}}}))
+    refused = subprocess.run([sys.executable, "-m", "firstboot", "--root", str(card)], env=env,
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode == 1
+    assert "vpn.psk: PeerVPN needs the deployment's pre-shared key" in refused.stderr

@@ -93,3 +93,18 @@ def test_verify_repro_names_what_differs(tmp_path: Path) -> None:
         "/root/etc/same (mtime)",
         "/root/etc/shadow (content)",
     ]
+
+
+def test_a_copy_without_git_takes_its_newest_source_file_not_what_running_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    (tmp_path / "stages/00-base").mkdir(parents=True)
+    (tmp_path / "stages/00-base/stage.yaml").write_text("description: x\n")
+    os.utime(tmp_path / "stages/00-base/stage.yaml", (1650000000, 1650000000))
+    (tmp_path / "ewindow_image/build/__pycache__").mkdir(parents=True)
+    (tmp_path / "ewindow_image/build/__pycache__/plan.cpython-311.pyc").write_bytes(b"written by running it")
+    (tmp_path / "ewindow_image/cards").mkdir()
+    (tmp_path / "ewindow_image/cards/flash.py").write_text("# no part of the image\n")
+    found = epochs.release_epoch(load_config(), tmp_path)
+    assert found == epochs.ReleaseEpoch(1650000000, "newest file of the checkout (no git)")

@@ -34,7 +34,7 @@ def git_commit_time_argv(root: Path) -> list[str]:
 
 def release_epoch(cfg: Config, root: Path) -> ReleaseEpoch:
     """SOURCE_DATE_EPOCH from the environment, else ``build.source_date_epoch``, else the
-    last commit's time, else the newest file of what the build reads (a copy of the checkout
+    last commit's time, else the newest of the image's source files (a copy of the checkout
     without its .git, as the tests make)."""
     from_env = os.environ.get("SOURCE_DATE_EPOCH", "")
     if from_env:
@@ -49,8 +49,25 @@ def release_epoch(cfg: Config, root: Path) -> ReleaseEpoch:
             return ReleaseEpoch(int(run(git_commit_time_argv(root), capture=True).strip()), "last commit")
         except (EWindowError, ValueError):
             pass  # no commit yet, or git refuses the checkout: the file times below
-    newest = max(int(path.stat().st_mtime) for part in ("build.py", "stages", "overlays", "packages",
-                                                        "ewindow_image", "firstboot", "hardware")
-                 for path in ([root / part] if (root / part).is_file() else (root / part).rglob("*"))
-                 if path.is_file())
-    return ReleaseEpoch(newest, "newest file of the checkout (no git)")
+    return ReleaseEpoch(max(int(path.stat().st_mtime) for path in source_files(root)),
+                        "newest file of the checkout (no git)")
+
+
+# What the image is made from: the stages, overlays, recipes, the window's code and the
+# builder code the artifacts depend on (build/pipeline.py ARTIFACT_CODE), not the CLI, cards,
+# fleet or qemu code.
+IMAGE_SOURCES = ("stages", "overlays", "packages", "firstboot", "hardware",
+                 "ewindow_image/build", "ewindow_image/image", "ewindow_image/apt",
+                 "ewindow_image/packages", "ewindow_image/config")
+
+
+def source_files(root: Path) -> list[Path]:
+    """The image's source files in the checkout, without what running the builder writes
+    there (Python's __pycache__ appears the first time build.py runs)."""
+    found = []
+    for part in IMAGE_SOURCES:
+        top = root / part
+        for path in [top] if top.is_file() else top.rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                found.append(path)
+    return found

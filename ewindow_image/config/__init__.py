@@ -33,12 +33,12 @@ from .schema import (
     extra_repo_key,
     template_context,
 )
-from .validation import is_hostname, parse_size
+from .validation import parse_size
 
 __all__ = [
     "DEFAULTS_FILE", "NOT_KEYS", "REDACTED", "SECRET", "AdminConfig", "AgentConfig", "AptConfig",
     "BootConfig", "BuildConfig", "CjdnsConfig", "Compression", "Config", "ConfigLayers",
     "ExtraRepoConfig", "IdentityConfig", "ImageConfig", "InitramfsModules", "Suite", "VpnBackend",
     "VpnConfig", "VpnRole", "WifiConfig", "agent_settings", "dump_config", "extra_repo_key",
-    "is_hostname", "load_config", "parse_override", "parse_size", "template_context",
+    "load_config", "parse_override", "parse_size", "template_context",
 ]

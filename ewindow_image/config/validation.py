@@ -163,14 +163,6 @@ def _check_wifi(wifi: WifiConfig, fail: Fail, check: typing.Callable[..., Any]) 
         check(f"wifi.networks[{index}].psk", checks.wifi_psk, network.psk)
 
 
-def is_hostname(name: str) -> bool:
-    try:
-        checks.hostname(name)
-    except checks.InvalidValue:
-        return False
-    return True
-
-
 SIZE_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([KMGT]?)(?:I?B)?", re.IGNORECASE)
 
 

@@ -97,11 +97,14 @@ def make_parser() -> argparse.ArgumentParser:
     _common(config)
 
     plan = _sub(sub, "plan", "show which stages would rebuild and why",
-                "Resolves the config and the stage keys and says which stages the cache holds.\n"
-                "Changes nothing.")
+                "Resolves the config and the stage keys and says which stages the cache holds,\n"
+                "and which packages the mirror now serves in other versions than the last image's\n"
+                "manifest (or --manifest FILE, an earlier release's). Changes nothing.")
     _common(plan)
     _out(plan)
     _cache_dir(plan)
+    plan.add_argument("--manifest", type=Path, metavar="FILE",
+                      help="compare the package versions with this manifest (default: the one in --out)")
 
     pkgs = _sub(sub, "packages", "build the source packages (PeerVPN, cjdns) as .debs",
                 "Fetches the pinned upstream sources (mirrors first), checks their hashes, builds\n"
@@ -180,8 +183,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     repro = _sub(sub, "verify-repro", "build the image twice and compare the bytes",
                  "Builds once with the normal cache, then again with a cache of its own that shares\n"
-                 "only the downloads and the base stage (--share), and compares every artifact by\n"
-                 "sha256. On a difference, names the files inside the partitions that differ.\n"
+                 "only the downloads and the base stage (--share) and with its commands' clock moved\n"
+                 "ahead (--clock-ahead), and compares every artifact by sha256. On a difference,\n"
+                 "names the packages and the files inside the partitions that differ.\n"
                  "Needs root, like build. Writes DIR (default OUT/verify-repro). Exit status 1 when\n"
                  "the two builds differ.")
     _common(repro)
@@ -192,6 +196,9 @@ def make_parser() -> argparse.ArgumentParser:
     repro.add_argument("--share", default="00-base", metavar="STAGES",
                        help="comma-separated stages the second build takes from the cache "
                        "(default 00-base; '' rebuilds everything)")
+    repro.add_argument("--clock-ahead", type=int, default=3, metavar="DAYS",
+                       help="the second build's commands see the wall clock this many days later "
+                       "(libfaketime; default 3; 0 = not moved)")
 
     boot = _sub(sub, "boot-test", "boot the image under qemu and check it came up",
                 "Boots a sparse copy of the image (the image is not changed) on qemu's\n"
@@ -220,7 +227,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     cfg = load(args)
     cache = StageCache(args.cache_dir or default_cache_dir())
-    print("\n".join(describe(cfg, RepoPaths(REPO_ROOT), cache, args.out)))
+    print("\n".join(describe(cfg, RepoPaths(REPO_ROOT), cache, args.out, manifest=args.manifest)))
     return 0
 
 
@@ -371,11 +378,13 @@ def cmd_verify_repro(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError("verify-repro", "--share",
                           f"no stage {unknown[0]!r} (stages/: {', '.join(sorted(stages))})")
+    if not 0 <= args.clock_ahead <= 3650:
+        raise ConfigError("verify-repro", "--clock-ahead", f"{args.clock_ahead} is outside 0..3650 days")
     work = args.work or args.out / "verify-repro"
     add_log_file(work / f"verify-repro-{time.strftime('%Y%m%d-%H%M%S')}.log")
     hostdeps.ensure_binfmt()
     cache = StageCache(args.cache_dir or default_cache_dir())
-    result = verify(cfg, RepoPaths(REPO_ROOT), cache, work, share)
+    result = verify(cfg, RepoPaths(REPO_ROOT), cache, work, share, clock_ahead_days=args.clock_ahead)
     report(result)
     if not result.same:
         raise EWindowError("the two builds differ: not reproducible (the files above)",

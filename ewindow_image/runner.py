@@ -13,7 +13,8 @@ import shlex
 import signal
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import sh
@@ -29,8 +30,9 @@ BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "DEBIAN_FRONTEND": "noninter
 
 
 def run(argv: Argv, *, env: Mapping[str, str] | None = None, cwd: Path | None = None,
-        input_text: str | None = None, capture: bool = False) -> str:
-    """Run ``argv``; log it and stream its output to the log; raise CommandError on failure.
+        input_text: str | None = None, capture: bool = False, ok_codes: Sequence[int] = (0,)) -> str:
+    """Run ``argv``; log it and stream its output to the log; raise CommandError when it
+    exits with a status not in ``ok_codes``.
 
     Returns the captured stdout when ``capture`` is true (then stdout is not logged). The
     command runs in its own session: when the build is interrupted (Ctrl-C, SIGTERM), its
@@ -56,7 +58,7 @@ def run(argv: Argv, *, env: Mapping[str, str] | None = None, cwd: Path | None = 
     command = _command(args[0])
     process = command(*args[1:], _env=_environment(env), _cwd=os.fspath(cwd) if cwd else None,
                       _in=input_text, _out=on_stdout, _err=on_line, _tee=False, _bg=True,
-                      _bg_exc=False, _new_session=True)
+                      _bg_exc=False, _new_session=True, _ok_code=list(ok_codes))
     try:
         process.wait()
     except sh.ErrorReturnCode as exc:
@@ -96,10 +98,28 @@ def _command(name: str) -> sh.Command:
                         hint="run 'make host-deps' to install the build host's tools") from None
 
 
+# Added to every command's environment while :func:`extra_environment` is active (the clock
+# moved ahead for verify-repro's second build).
+_EXTRA_ENV: dict[str, str] = {}
+
+
+@contextmanager
+def extra_environment(env: Mapping[str, str]) -> Iterator[None]:
+    """Give every command run inside the ``with`` these variables as well."""
+    saved = dict(_EXTRA_ENV)
+    _EXTRA_ENV.update(env)
+    try:
+        yield
+    finally:
+        _EXTRA_ENV.clear()
+        _EXTRA_ENV.update(saved)
+
+
 def _environment(extra: Mapping[str, str] | None) -> dict[str, str]:
     env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), **BASE_ENV}
     if "TERM" in os.environ:
         env["TERM"] = os.environ["TERM"]
+    env.update(_EXTRA_ENV)
     env.update(extra or {})
     return env
 

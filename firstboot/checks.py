@@ -241,6 +241,20 @@ def url(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def one_line_text(value: str, *, max_length: int) -> str:
+    """Text shown to a person (Raspberry Pi Imager's name and description): one line of
+    printable characters, not empty."""
+    if not value.strip() or len(value) > max_length or not value.isprintable():
+        raise InvalidValue(f"{shown(value)} is not one line of text of at most {max_length} characters")
+    return value
+
+
+# a gpg key: its fingerprint (40 hex digits), long or short key id, or an e-mail address
+gpg_key = _matching(r"(?:0x)?(?:[0-9A-Fa-f]{40}|[0-9A-Fa-f]{16}|[0-9A-Fa-f]{8})"
+                    r"|<?[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+>?",
+                    "a gpg key fingerprint, key id or e-mail address")
+
+
 # --- keys -----------------------------------------------------------------------------------
 
 SSH_KEY_TYPES = frozenset({

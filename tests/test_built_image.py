@@ -14,14 +14,18 @@ import re
 import socket
 import subprocess
 import sys
+import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 
+from ewindow_image.build.cache import default_cache_dir
 from ewindow_image.config import ConfigLayers, load_config
 from ewindow_image.qemu.boottest import BootSpec, BootTestError, boot
 
 from .conftest import Built, requires_root, sh
+from .release_checks import check_imager_list, check_sbom
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = [pytest.mark.slow, requires_root]
@@ -39,7 +43,9 @@ def test_all_artifacts_are_complete_and_summed(built: Built) -> None:
     names = sorted(p.name for p in built.out.iterdir() if p.is_file())
     assert names == sorted(["SHA256SUMS", f"{built.stem}.img", f"{built.stem}.img.zst",
                             f"{built.stem}.img.xz", f"{built.stem}.img.bmap",
-                            f"{built.stem}.manifest", f"{built.stem}.build-info.json"])
+                            f"{built.stem}.manifest", f"{built.stem}.build-info.json",
+                            f"{built.stem}.spdx.json", f"{built.stem}.rpi-imager.json",
+                            f"{built.stem}.icon.svg"])  # no SHA256SUMS.asc: no signing key
     subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=built.out, check=True,
                    capture_output=True)
     listed = {line.split()[1] for line in (built.out / "SHA256SUMS").read_text().splitlines()}
@@ -66,6 +72,7 @@ def test_bmap_flashes_an_identical_card(built: Built, tmp_path: Path) -> None:
 
 def test_manifest_and_build_info(built: Built) -> None:
     rows = [line.split("\t") for line in built.path(".manifest").read_text().splitlines()]
+    assert all(len(row) == 5 for row in rows)
     packages = {row[0]: (row[1], row[2]) for row in rows}
     for name in ("linux-image-arm64", "raspi-firmware", "firmware-brcm80211", "openssh-server",
                  "python3-gpiozero", "python3-pyudev", "systemd"):
@@ -81,7 +88,7 @@ def test_manifest_and_build_info(built: Built) -> None:
     assert all(len(s["key"]) == 64 for s in stages)
     assert info["packages"] == len(rows)
     # the default image's VPN: PeerVPN and cjdns built from their pinned source, named so
-    built_here = {row[0]: row[3] for row in rows if len(row) == 4}
+    built_here = {row[0]: row[4] for row in rows if row[4].startswith("built from ")}
     assert set(built_here) == {"peervpn", "cjdns"}
     source_packages = info["source_packages"]
     assert isinstance(source_packages, list)
@@ -89,6 +96,44 @@ def test_manifest_and_build_info(built: Built) -> None:
     for name, origin in built_here.items():
         assert origin == f"built from {pins[name]['upstream']} (commit {pins[name]['commit']})"
         assert packages[name] == (pins[name]["version"], "arm64")
+
+
+def test_every_package_has_the_sha256_of_the_deb_it_was_installed_from(built: Built) -> None:
+    rows = [line.split("\t") for line in built.path(".manifest").read_text().splitlines()]
+    debs = default_cache_dir() / "debs"
+    checked = 0
+    for name, version, arch, digest, origin in rows:
+        assert re.fullmatch(r"[0-9a-f]{64}", digest), name
+        if origin.startswith("http"):
+            assert origin.endswith(".deb") and f"/{name}_" in urllib.parse.unquote(origin)
+            cached = debs / f"{name}_{version.replace(':', '%3a')}_{arch}.deb"
+            if cached.is_file():  # the very file apt installed, hashed here
+                assert hashlib.sha256(cached.read_bytes()).hexdigest() == digest, name
+                checked += 1
+        else:
+            assert origin.startswith("built from https://"), name
+    assert checked > 100
+
+
+def test_release_files_sbom_and_raspberry_pi_imager_list(built: Built) -> None:
+    entry = check_imager_list(built.path(".rpi-imager.json"), built.image)
+    assert entry["url"] == built.path(".img.xz").resolve().as_uri()  # xz preferred: every Imager reads it
+    epoch = int(str(built.info["source_date_epoch"]))
+    assert entry["release_date"] == time.strftime("%Y-%m-%d", time.gmtime(epoch))
+    document = check_sbom(built.path(".spdx.json"))
+    manifest = {line.split("\t")[0]: line.split("\t") for line in
+                built.path(".manifest").read_text().splitlines()}
+    deb_packages = {p.name: p for p in document.packages if p.name in manifest}
+    assert set(deb_packages) == set(manifest)
+    for name, package in deb_packages.items():
+        assert package.version == manifest[name][1]
+        assert [c.value for c in package.checksums] == [manifest[name][3]]
+    licensed = [p for p in deb_packages.values() if str(p.license_declared) != "NOASSERTION"]
+    assert len(licensed) > 0.8 * len(deb_packages)  # Debian's copyright files are mostly DEP-5
+    assert "GPL-2.0" in str(deb_packages["bash"].license_declared) or \
+        "GPL-3.0" in str(deb_packages["bash"].license_declared)
+    upstream = {p.name for p in document.packages if p.name.endswith("(upstream source)")}
+    assert upstream == {"cjdns (upstream source)", "peervpn (upstream source)"}
 
 
 def test_the_vpn_daemons_built_from_source_are_arm64_programs(built: Built, tmp_path: Path) -> None:

@@ -53,5 +53,7 @@ def test_apt_install_in_a_later_stage_carries_options_not_files() -> None:
 
 
 def test_manifest_keeps_installed_packages_only() -> None:
-    output = "ii \tzlib1g\t1:1.3\tarm64\nrc \told\t1\tarm64\nii \tbase-files\t13\tarm64\n"
-    assert manifest.parse_manifest(output) == [("base-files", "13", "arm64"), ("zlib1g", "1:1.3", "arm64")]
+    output = ("ii \tzlib1g\t1:1.3\tarm64\tzlib\t1:1.3\nrc \told\t1\tarm64\told\t1\n"
+              "ii \tbase-files\t13\tarm64\tbase-files\t13\n")
+    assert [(r.name, r.version, r.arch, r.source) for r in manifest.parse_manifest(output)] == [
+        ("base-files", "13", "arm64", "base-files"), ("zlib1g", "1:1.3", "arm64", "zlib")]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -140,8 +141,11 @@ def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp
     assert "==> stage 30-access: cached" in result.stderr  # the VPN comes after the base stages
     image = out / "ewindow-trixie-arm64.img"
     manifest = (out / "ewindow-trixie-arm64.manifest").read_text()
-    assert f"\npeervpn\t{STAND_IN_VERSION}\tarm64\n" in manifest  # the admin's, over the source build
-    assert "\ncjdns\t21.1-0ewindow1\tarm64\tbuilt from https://github.com/cjdelisle/cjdns/" in manifest
+    stand_in = hashlib.sha256(next(debs.glob("peervpn_*.deb")).read_bytes()).hexdigest()
+    # the admin's, over the source build
+    assert f"\npeervpn\t{STAND_IN_VERSION}\tarm64\t{stand_in}\tlocal .deb peervpn_" in manifest
+    assert re.search(r"\ncjdns\t21.1-0ewindow1\tarm64\t[0-9a-f]{64}\tbuilt from https://github.com/cjdelisle/cjdns/",
+                     manifest)
     assert "\ntinc\t" in manifest and "\nyggdrasil\t" in manifest
     assert "\newindow-extra-test\t1.0\t" in manifest  # from the signed extra repository
     # the gate passed, and truly: not a byte of the PSK in the image (grep streams 1.4 GB)

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,17 @@ KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 # What mmdebstrap's minbase variant installs besides the requested packages.
 MINBASE = ("apt", "?essential", "?priority(required)")
 INST_LINE = re.compile(r"^Inst (\S+) \((\S+) ")
+# apt-get --print-uris download: 'URL' FILE SIZE SHA256:HEX
+URI_LINE = re.compile(r"^'(?P<url>[^']+)' (?P<file>\S+) (?P<size>\d+) SHA256:(?P<sha256>[0-9a-f]{64})$")
+
+
+@dataclass(frozen=True)
+class MirrorDeb:
+    """A .deb as the mirror's signed index names it: where it is and its sha256."""
+
+    url: str
+    size: int
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,19 @@ def parse_simulation(output: str) -> tuple[tuple[str, str], ...]:
     """``apt-get --simulate install`` lines ``Inst NAME (VERSION …)`` → sorted pairs."""
     pairs = {m.group(1): m.group(2) for m in map(INST_LINE.match, output.splitlines()) if m}
     return tuple(sorted(pairs.items()))
+
+
+def parse_download_uris(output: str) -> dict[tuple[str, str], MirrorDeb]:
+    """``apt-get --print-uris download`` lines → {(package, version): MirrorDeb}. The file
+    name is ``NAME_VERSION_ARCH.deb`` with the version's epoch colon as ``%3a``."""
+    found = {}
+    for match in map(URI_LINE.match, output.splitlines()):
+        if not match:
+            continue
+        parts = urllib.parse.unquote(match["file"]).removesuffix(".deb").split("_")
+        if len(parts) == 3:
+            found[(parts[0], parts[1])] = MirrorDeb(match["url"], int(match["size"]), match["sha256"])
+    return found
 
 
 class AptResolver:
@@ -96,6 +121,17 @@ class AptResolver:
         for index in sorted((self.root / "var/lib/apt/lists").glob("*_InRelease")):
             h.update(index.name.encode() + b"\0" + index.read_bytes())
         return h.hexdigest()
+
+    def mirror_debs(self, pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], MirrorDeb]:
+        """The URL, size and sha256 of each (package, version) in today's indexes; a version
+        the mirror no longer has is simply missing from the answer."""
+        if not pairs:
+            return {}
+        self.update()
+        # apt-get prints every .deb it can find and exits 100 if any is missing.
+        output = run(["apt-get", "-q", *self.options(), "--print-uris", "download",
+                      *(f"{name}={version}" for name, version in pairs)], capture=True, ok_codes=(0, 100))
+        return parse_download_uris(output)
 
     def resolve(self, packages: Sequence[str], *, minbase: bool) -> Resolution:
         self.update()

@@ -20,7 +20,8 @@ from ..apt.resolver import AptResolver
 from ..config import Config, template_context
 from ..errors import EWindowError
 from ..image.artifacts import ArtifactPaths
-from ..image.assemble import assemble_image, publish_artifacts
+from ..image.assemble import ReleaseInputs, assemble_image, publish_artifacts
+from ..image.manifest import package_changes, read_versions
 from ..log import log, step
 from ..packages.service import PlannedPackage, SourcePackages
 from ..runner import run
@@ -28,6 +29,7 @@ from ..trees import remove_tree
 from .cache import StageCache
 from .epoch import ReleaseEpoch, release_epoch
 from .golden_lint import lint_tree
+from .inventory import installed_packages
 from .localdebs import LocalDeb, from_folder
 from .stages.definition import Stage, load_stages
 from .stages.run import StageContext, code_digest, run_stage, stage_inputs, stage_key
@@ -151,6 +153,7 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
             build_plan = plan(cfg, repo, cache)
             planned = build_plan.stages
         previous = read_build_info(paths)
+        report_package_changes(paths, build_plan)
         if use_cache and artifacts_current(cfg, paths, planned, previous, epoch.seconds):
             log.info("nothing to do: %s is up to date", paths.image)
             assert previous is not None
@@ -183,9 +186,48 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
         info = build_info(cfg, repo, reports, layout_info=layout, epoch=epoch)
         info["source_packages"] = [p.pin() for p in build_plan.packages]
         with step("write artifacts"):
-            publish_artifacts(cfg, tree, paths, info, timings)
+            built = {p["name"]: f"built from {p['upstream']} (commit {p['commit']})"
+                     for p in info["source_packages"]}
+            packages = installed_packages(tree, build_plan.ctx.apt, build_plan.ctx.local_debs, cache.debs,
+                                          built)
+            release = ReleaseInputs(packages, epoch.seconds, str(info["git_revision"]),
+                                    f"ewindow-image-{__version__}")
+            publish_artifacts(cfg, tree, paths, info, timings, release)
         remove_tree(work)
     return BuildResult(paths, reports, timings, info)
+
+
+def planned_versions(build_plan: BuildPlan) -> dict[str, str]:
+    """package → the version apt resolves today, for the packages the stages install from the
+    mirror (the stage keys hold them); packages from .deb files are left out."""
+    versions: dict[str, str] = {}
+    for item in build_plan.stages:
+        for name, value in item.inputs.items():
+            package = name.removeprefix("package ")
+            if package != name and package not in build_plan.ctx.local_debs and value != "requested":
+                versions[package] = value
+    return versions
+
+
+def package_changes_since(manifest: Path, build_plan: BuildPlan) -> list[str]:
+    """How the mirror's versions today differ from those in an earlier manifest, for the
+    packages both know (a package a stage removes again is in the plan, not the manifest)."""
+    try:
+        before = read_versions(manifest.read_text())
+    except OSError:
+        return []
+    now = planned_versions(build_plan)
+    return package_changes({n: v for n, v in before.items() if n in now},
+                           {n: v for n, v in now.items() if n in before})
+
+
+def report_package_changes(paths: ArtifactPaths, build_plan: BuildPlan) -> None:
+    """Say which packages the mirror serves in other versions than the last build's image has,
+    before building: a rebuild of one commit with other packages is another image."""
+    changes = package_changes_since(paths.manifest, build_plan)
+    if changes:
+        shown = "; ".join(changes[:20]) + (f"; and {len(changes) - 20} more" if len(changes) > 20 else "")
+        log.info("==> %d packages differ from %s: %s", len(changes), paths.manifest.name, shown)
 
 
 def check_golden(cfg: Config, tree: Path) -> None:

@@ -9,10 +9,19 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config
+from ..errors import EWindowError
 from ..image.artifacts import ArtifactPaths
 from .cache import StageCache
 from .epoch import release_epoch
-from .pipeline import PlannedStage, RepoPaths, artifact_paths, artifacts_current, plan, read_build_info
+from .pipeline import (
+    PlannedStage,
+    RepoPaths,
+    artifact_paths,
+    artifacts_current,
+    package_changes_since,
+    plan,
+    read_build_info,
+)
 
 MAX_REASONS = 6
 
@@ -82,8 +91,12 @@ def explain(planned: list[PlannedStage], cache: StageCache,
     return plans
 
 
-def describe(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path) -> list[str]:
+def describe(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path,
+             manifest: Path | None = None) -> list[str]:
     paths: ArtifactPaths = artifact_paths(cfg, out_dir)
+    if manifest is not None and not manifest.is_file():
+        raise EWindowError(f"{manifest}: no such manifest",
+                           hint="a NAME.manifest file from out/ or a release")
     build_plan = plan(cfg, repo, cache)
     planned = build_plan.stages
     previous = read_build_info(paths)
@@ -100,6 +113,13 @@ def describe(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path) -> 
         state = "cached" if p.cached else "rebuild"
         lines.append(f"  {p.name:<14} {state:<8} {p.description}")
         lines += [f"  {'':<14} {'':<8} - {reason}" for reason in p.reasons]
+    against = manifest or paths.manifest
+    changes = package_changes_since(against, build_plan)
+    if changes:
+        lines += ["", f"packages the mirror serves today in other versions than {against}:"]
+        lines += [f"  {change}" for change in changes]
+    elif manifest is not None:
+        lines += ["", f"the mirror serves the package versions of {against}"]
     lines.append("")
     epoch = release_epoch(cfg, repo.root)
     if artifacts_current(cfg, paths, planned, previous, epoch.seconds):

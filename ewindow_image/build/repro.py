@@ -4,7 +4,8 @@
 The first build uses the normal cache (its stages may come from earlier days); the second a
 cache of its own, which shares only the downloads, the source archives and the stages named
 in ``share`` (the base, so the check takes minutes, not a full cold build). Everything else
-the second build makes itself, later: the remaining stages, the source packages, the image.
+the second build makes itself, later, and with the wall clock of its commands moved ahead by
+``clock_ahead_days`` (build/clockahead.py): the remaining stages, the source packages, the image.
 On a difference the two root and boot filesystems are unpacked (debugfs rdump, mcopy;
 nothing is mounted) and the files that differ are named.
 """
@@ -19,12 +20,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..apt.resolver import AptResolver
 from ..config import Config
 from ..image.artifacts import sha256_file
+from ..image.manifest import package_changes, read_versions
 from ..log import log, step
-from ..runner import run
+from ..runner import extra_environment, run
 from ..trees import remove_tree
 from .cache import StageCache
+from .clockahead import clock_ahead
 from .pipeline import BuildResult, RepoPaths, build
 
 SHARED_DOWNLOADS = ("debs", "apt", "sources", "sysroots")  # verified or keyed inputs, not results
@@ -35,6 +39,8 @@ MAX_NAMED = 40
 class ReproResult:
     artifacts: dict[str, tuple[str, str]]  # name → (sha256 of the first, of the second)
     differing_files: tuple[str, ...]  # inside the partitions, when the images differ
+    package_changes: tuple[str, ...] = ()  # the mirror changed between the builds
+    second_clock: str = "not moved"  # the date the second build's commands saw
 
     @property
     def same(self) -> bool:
@@ -55,29 +61,41 @@ def second_cache(first: StageCache, folder: Path, shared_keys: list[str]) -> Sta
 
 
 def verify(cfg: Config, repo: RepoPaths, cache: StageCache, work: Path,
-           share: tuple[str, ...] = ("00-base",)) -> ReproResult:
+           share: tuple[str, ...] = ("00-base",), clock_ahead_days: int = 3) -> ReproResult:
     with step("first build (the normal cache)"):
         first = build(cfg, repo, cache, work / "first")
     shared = [stage["key"] for stage in first.info["stages"] if stage["name"] in share]
     other = second_cache(cache, work / "cache", shared)
-    with step(f"second build (its own cache; shared: {', '.join(share) or 'nothing'})"):
+    moved = {}
+    second_clock = "not moved"
+    if clock_ahead_days:
+        moved = clock_ahead(clock_ahead_days, AptResolver(cfg, cache.root), cache.root).env()
+        with extra_environment(moved):
+            second_clock = run(["date", "-u", "+%Y-%m-%d %H:%M UTC"], capture=True).strip()
+    with step(f"second build (its own cache; shared: {', '.join(share) or 'nothing'}; "
+              f"its commands' clock: {second_clock})"), extra_environment(moved):
         second = build(cfg, repo, other, work / "second")
     remove_tree(other.root)  # its snapshots (GiBs) serve no later build
     artifacts = compared_artifacts(cfg, first, second)
+    packages = tuple(package_changes(read_versions(first.artifacts.manifest.read_text()),
+                                     read_versions(second.artifacts.manifest.read_text())))
     differing: tuple[str, ...] = ()
     if any(a != b for a, b in artifacts.values()):
         with step("name the files that differ"):
             differing = tuple(differing_files(first.artifacts.image, second.artifacts.image,
                                               work / "unpacked"))
             (work / "differences.txt").write_text("".join(f"{line}\n" for line in differing))
-    return ReproResult(artifacts, differing)
+    return ReproResult(artifacts, differing, packages, second_clock)
 
 
 def compared_artifacts(cfg: Config, first: BuildResult, second: BuildResult) -> dict[str, tuple[str, str]]:
     """Every artifact of the two builds by sha256 (the image, compressed images, bmap,
-    manifest, build-info; SHA256SUMS follows from them)."""
+    manifest, build-info, SBOM, icon; SHA256SUMS follows from them). The Imager list only
+    with ``release.base_url``: without it its URLs name each build's own out folder."""
     found = {}
     for path in first.artifacts.all_for(cfg.image.compression):
+        if path == first.artifacts.imager_list and not cfg.release.base_url:
+            continue
         twin = second.artifacts.out_dir / path.name
         if path.is_file() and twin.is_file():
             found[path.name] = (sha256_file(path), sha256_file(twin))
@@ -135,8 +153,13 @@ def tree_differences(left: Path, right: Path, label: str) -> Iterator[str]:
 
 
 def report(result: ReproResult) -> list[str]:
-    lines = [f"{name}: {'same' if a == b else 'DIFFERENT'} {a[:16]}{'' if a == b else ' vs ' + b[:16]}"
-             for name, (a, b) in sorted(result.artifacts.items())]
+    lines = [f"second build's clock: {result.second_clock}"]
+    lines += [f"{name}: {'same' if a == b else 'DIFFERENT'} {a[:16]}{'' if a == b else ' vs ' + b[:16]}"
+              for name, (a, b) in sorted(result.artifacts.items())]
+    if result.package_changes:
+        lines.append(f"the mirror served other packages to the second build "
+                     f"({len(result.package_changes)}):")
+        lines += [f"  {change}" for change in result.package_changes[:MAX_NAMED]]
     if result.differing_files:
         lines.append(f"{len(result.differing_files)} files differ inside the image:")
         lines += [f"  {path}" for path in result.differing_files[:MAX_NAMED]]

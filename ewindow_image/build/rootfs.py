@@ -66,7 +66,16 @@ if [ ! -e "$R/usr/sbin/policy-rc.d" ]; then
   printf '#!/bin/sh\nexit 101\n' > "$R/usr/sbin/policy-rc.d"
   chmod 755 "$R/usr/sbin/policy-rc.d"
 fi
-chroot "$R" /bin/sh -ec "$CMD"
+if [ -n "${EWINDOW_GUEST_FAKETIME:-}" ]; then
+  # verify-repro's clock moved ahead: the target's own libfaketime for emulated programs
+  # (the host's, in LD_PRELOAD, cannot load into them); see build/clockahead.py.
+  mkdir -p "$R/run/ewindow-faketime"
+  mount --bind "$EWINDOW_GUEST_FAKETIME" "$R/run/ewindow-faketime"
+  env -u LD_PRELOAD chroot "$R" /usr/bin/env LD_PRELOAD=/run/ewindow-faketime/libfaketime.so.1 \
+    /bin/sh -ec "$CMD"
+else
+  chroot "$R" /bin/sh -ec "$CMD"
+fi
 """
 
 

@@ -235,6 +235,18 @@ class BuildConfig:
 
 
 @dataclass(frozen=True)
+class ReleaseConfig:
+    """The release files beside the image (README "Releases and Raspberry Pi Imager")."""
+
+    title: str  # the name Raspberry Pi Imager shows
+    description: str
+    base_url: str  # where out/'s files will be published; "" = file:// URLs of out/
+    icon_url: str  # "" = the icon written beside the image, under base_url
+    signing_key: str  # gpg key that signs SHA256SUMS; "" = nothing signed
+    gnupg_home: str  # its keyring folder; "" = gpg's default
+
+
+@dataclass(frozen=True)
 class Config:
     suite: Suite
     arch: str
@@ -252,6 +264,7 @@ class Config:
     agent: AgentConfig
     sources: SourcesConfig
     build: BuildConfig
+    release: ReleaseConfig
     # Where relative paths in the site file are resolved; not a YAML key.
     base_dir: Path = field(default=Path("."), compare=False)
     # Which layer set each dotted key (for messages about values checked later); not a key.
@@ -280,6 +293,13 @@ class Config:
         """A stable hash of the resolved config (secrets redacted), in build-info.json."""
         blob = json.dumps(self.as_dict(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
+
+    def image_digest(self) -> str:
+        """The hash of what the image's bytes follow from: the config without ``release``
+        (where the files are published and who signs them changes no byte of the image)."""
+        data = self.as_dict()
+        data.pop("release", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 # --- views of a resolved config ---------------------------------------------------------------

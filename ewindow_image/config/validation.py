@@ -72,6 +72,20 @@ def check_config(cfg: Config, sources: Mapping[str, str]) -> None:
     if cfg.build.cache_max_size:
         check("build.cache_max_size", parse_size, cfg.build.cache_max_size)
     check("build.qemu_cpu", _qemu_cpu, cfg.build.qemu_cpu)
+    _check_release(cfg, check)
+
+
+def _check_release(cfg: Config, check: typing.Callable[..., Any]) -> None:
+    release = cfg.release
+    check("release.title", checks.one_line_text, release.title, max_length=80)
+    check("release.description", checks.one_line_text, release.description, max_length=300)
+    for key, value in (("release.base_url", release.base_url), ("release.icon_url", release.icon_url)):
+        if value:
+            check(key, checks.url, value, ("https", "http", "file"))
+    if release.signing_key:
+        check("release.signing_key", checks.gpg_key, release.signing_key)
+    if release.gnupg_home:
+        check("release.gnupg_home", checks.file_path, release.gnupg_home)
 
 
 # (key, value, low, high): every bounded number of the config

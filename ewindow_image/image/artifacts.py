@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""The build's outputs in ``out/``: image, compressed images, bmap, manifest, build info, sums.
+"""The build's outputs in ``out/``: image, compressed images, bmap, manifest, build info, the
+release files (SPDX SBOM, Raspberry Pi Imager list and its icon), SHA256SUMS and, with a
+signing key, SHA256SUMS.asc.
 
 Every artifact is written as ``NAME.partial`` and renamed to ``NAME`` when complete;
 SHA256SUMS is written last, so a file listed there is always whole. Older artifacts of the
@@ -46,15 +48,31 @@ class ArtifactPaths:
         return self.path(".build-info.json")
 
     @property
+    def sbom(self) -> Path:
+        return self.path(".spdx.json")
+
+    @property
+    def imager_list(self) -> Path:
+        return self.path(".rpi-imager.json")
+
+    @property
+    def icon(self) -> Path:
+        return self.path(".icon.svg")
+
+    @property
     def sums(self) -> Path:
         return self.out_dir / "SHA256SUMS"
+
+    @property
+    def sums_signature(self) -> Path:
+        return self.out_dir / "SHA256SUMS.asc"
 
     def compressed(self, kind: Compression) -> Path:
         return self.path(f".img.{'zst' if kind is Compression.zstd else 'xz'}")
 
     def all_for(self, compressions: Iterable[Compression]) -> list[Path]:
         return [self.image, *(self.compressed(c) for c in compressions), self.bmap,
-                self.manifest, self.build_info]
+                self.manifest, self.build_info, self.sbom, self.imager_list, self.icon]
 
 
 def partial(path: Path) -> Path:
@@ -90,21 +108,14 @@ def write_text_artifact(path: Path, text: str) -> None:
     publish(path)
 
 
-def write_manifest(path: Path, packages: Iterable[tuple[str, str, str]],
-                   built_from_source: dict[str, str] | None = None) -> None:
-    """name, version, architecture; a fourth column for the packages built from source."""
-    origin = built_from_source or {}
-    write_text_artifact(path, "".join(f"{n}\t{v}\t{a}" + (f"\t{origin[n]}" if n in origin else "") + "\n"
-                                      for n, v, a in packages))
+def write_json_artifact(path: Path, data: dict[str, Any]) -> None:
+    write_text_artifact(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
-def write_build_info(path: Path, info: dict[str, Any]) -> None:
-    write_text_artifact(path, json.dumps(info, indent=2, sort_keys=True) + "\n")
-
-
-def write_sums(sums_path: Path, files: Iterable[Path]) -> None:
-    """Add ``files`` to SHA256SUMS, keeping other images' entries whose files still exist."""
-    fresh = {f.name: sha256_file(f) for f in files}
+def write_sums(sums_path: Path, files: Iterable[Path], known: dict[Path, str] | None = None) -> None:
+    """Add ``files`` to SHA256SUMS, keeping other images' entries whose files still exist;
+    ``known`` holds digests computed already (the image's)."""
+    fresh = {f.name: (known or {}).get(f) or sha256_file(f) for f in files}
     entries: dict[str, str] = {}
     if sums_path.exists():
         for line in sums_path.read_text().splitlines():

@@ -1,22 +1,93 @@
 # SPDX-License-Identifier: MIT
-"""The image's package manifest: what dpkg says is installed in the finished tree."""
+"""The image's package manifest: what dpkg says is installed in the finished tree, with the
+sha256 of each .deb and where it came from, and the differences between two package sets.
+
+The manifest (``NAME.manifest``) has one line per package, tab-separated:
+``package  version  architecture  sha256-of-the-.deb  origin``; the origin is the mirror URL
+of the .deb, ``built from URL (commit C)`` for a package built from source, or
+``local .deb FILE`` for an admin's own. Manifests of releases before the sha256 column
+(three or four columns) are still read.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+
+UNKNOWN_SHA256 = "-"
+
+
+@dataclass(frozen=True)
+class DpkgRow:
+    """One installed package as the target's dpkg database has it."""
+
+    name: str
+    version: str
+    arch: str
+    source: str  # the Debian source package it was built from
+    source_version: str
+
+
+@dataclass(frozen=True)
+class InstalledPackage:
+    row: DpkgRow
+    sha256: str  # of the .deb that was installed; UNKNOWN_SHA256 when nothing says
+    origin: str  # mirror URL, "built from …" or "local .deb …"
+
+    @property
+    def name(self) -> str:
+        return self.row.name
+
+    @property
+    def version(self) -> str:
+        return self.row.version
 
 
 def dpkg_manifest_argv(rootfs: Path) -> list[str]:
     """Installed packages of the target, read by the host's dpkg-query."""
-    return ["dpkg-query", f"--admindir={os.fspath(rootfs / 'var/lib/dpkg')}", "-W",
-            "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n"]
+    return ["dpkg-query", f"--admindir={os.fspath(rootfs / 'var/lib/dpkg')}", "-W", "-f",
+            "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\t${source:Package}"
+            "\t${source:Version}\n"]
 
 
-def parse_manifest(output: str) -> list[tuple[str, str, str]]:
+def parse_manifest(output: str) -> list[DpkgRow]:
+    """dpkg-query's lines → the installed packages (not removed or half-configured), sorted."""
     rows = []
     for line in output.splitlines():
         fields = line.split("\t")
-        if len(fields) == 4 and fields[0].startswith("ii"):
-            rows.append((fields[1], fields[2], fields[3]))
-    return sorted(rows)
+        if len(fields) == 6 and fields[0].startswith("ii"):
+            rows.append(DpkgRow(*fields[1:]))
+    return sorted(rows, key=lambda r: (r.name, r.arch))
+
+
+def manifest_text(packages: Iterable[InstalledPackage]) -> str:
+    return "".join(f"{p.name}\t{p.version}\t{p.row.arch}\t{p.sha256}\t{p.origin}\n" for p in packages)
+
+
+def read_versions(text: str) -> dict[str, str]:
+    """package → version from a manifest, of this or an earlier format."""
+    versions = {}
+    for line in text.splitlines():
+        fields = line.split("\t")
+        if len(fields) >= 3 and fields[0] and not line.startswith("#"):
+            versions[fields[0]] = fields[1]
+    return versions
+
+
+def package_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """What differs between two package → version maps: "systemd 257.1 → 257.2", "tmux
+    added", "nano removed"; sorted by package."""
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if old == new:
+            continue
+        if old is None:
+            changes.append(f"{name} {new} added")
+        elif new is None:
+            changes.append(f"{name} {old} removed")
+        else:
+            changes.append(f"{name} {old} → {new}")
+    return changes

@@ -21,7 +21,7 @@ BUILD_ARGS := $(CONFIG_ARGS) --out $(OUT)
 CROSS_GCC := $(if $(filter aarch64,$(shell uname -m)),gcc-x86-64-linux-gnu,gcc-aarch64-linux-gnu)
 HOST_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test dosfstools mtools \
 	fdisk e2fsprogs bmap-tools zstd xz-utils qemu-system-arm python3-venv util-linux \
-	passwd systemd gcc $(CROSS_GCC) nodejs git faketime
+	passwd systemd gcc $(CROSS_GCC) nodejs git faketime gpg
 # Extra packages for the tests.
 TEST_PACKAGES := $(HOST_PACKAGES) shellcheck device-tree-compiler cpio openssh-client \
 	iputils-ping iproute2 procps nftables tinc yggdrasil radvd dpkg-dev gnupg

@@ -14,18 +14,22 @@ the same run; never asserts a time. Run as root: ``make bench`` (all) or
 - ``packages``     the source packages: each package's build per architecture (sysroot
                    included), the cold default image (PeerVPN and cjdns from source) vs a cold
                    image without them, and the no-op rebuild; warm .deb and source caches
+- ``repro``        what reproducibility costs: a cold build (fresh stage cache), then on its
+                   final tree the image step with and without the reproducibility measures,
+                   the stage clock's tree walks, and the release files (manifest hashes, SBOM)
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -150,6 +154,92 @@ def bench_packages(cache: StageCache) -> list[str]:
                           "cold image without VPN packages")
 
 
+@contextlib.contextmanager
+def without_reproducibility() -> Iterator[None]:
+    """The image step as it was before: no clamp, no debugfs times, wall-clock FAT and ext4."""
+    from ewindow_image.image import clock
+
+    saved = {name: getattr(clock, name) for name in
+             ("clamp_times", "debugfs_times_script", "ext4_env", "fat_env")}
+    clock.clamp_times = lambda root, epoch: 0
+    clock.debugfs_times_script = lambda root, epoch: ""
+    clock.ext4_env = lambda epoch: {}
+    clock.fat_env = lambda epoch: {}
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(clock, name, value)
+
+
+def bench_repro(cache: StageCache) -> list[str]:
+    """A cold build in a fresh stage cache (sharing downloads only), then, on copies of its
+    final tree, the image step with and without the reproducibility measures (each twice,
+    alternating; the faster counts), the stage clock's walk once per stage, and the release
+    files. The extra time over the cold build is the cost."""
+    from ewindow_image.apt.resolver import AptResolver
+    from ewindow_image.build.epoch import STAGE_EPOCH
+    from ewindow_image.build.inventory import installed_packages
+    from ewindow_image.image import clock
+    from ewindow_image.image.artifacts import ArtifactPaths
+    from ewindow_image.image.assemble import assemble_image
+    from ewindow_image.image.sbom import sbom
+
+    cfg = load_config()
+    epoch = 1767225600
+    with tempfile.TemporaryDirectory(prefix="ewindow-bench-", dir=cache.root) as tmp_name:
+        tmp = Path(tmp_name)
+        fresh = tmp / "cache"
+        fresh.mkdir()
+        for shared in ("debs", "apt", "sources", "sysroots"):
+            if (cache.root / shared).exists():
+                (fresh / shared).symlink_to(cache.root / shared)
+        cold = timed([sys.executable, str(REPO / "build.py"), "build", "--cache-dir", str(fresh),
+                      "--out", str(tmp / "cold-out")])
+        own = StageCache(fresh)
+        final = [e for e in own.entries() if e.stage == "90-finalise"][-1]
+        stages = len(own.entries())
+        source = own.entry(final.key) / "rootfs"
+
+        def assemble(reproducible: bool, n: int) -> float:
+            tree = tmp / f"tree-{n}"
+            subprocess.run(["cp", "-a", "--reflink=auto", str(source), str(tree)], check=True)
+            out = tmp / f"out-{n}"
+            out.mkdir()
+            start = time.monotonic()
+            if reproducible:
+                assemble_image(cfg, tree, tmp / f"boot-{n}", ArtifactPaths(out, STEM), epoch)
+            else:
+                with without_reproducibility():
+                    assemble_image(cfg, tree, tmp / f"boot-{n}", ArtifactPaths(out, STEM), epoch)
+            seconds = time.monotonic() - start
+            subprocess.run(["rm", "-rf", str(tree), str(out), str(tmp / f"boot-{n}")], check=True)
+            return seconds
+
+        times: dict[bool, list[float]] = {True: [], False: []}
+        for n, reproducible in enumerate((True, False, True, False)):
+            times[reproducible].append(assemble(reproducible, n))
+        walk_start = time.monotonic()
+        clock.stamp_changed(source, time.time_ns(), STAGE_EPOCH)  # nothing newer: the walk alone
+        walk = (time.monotonic() - walk_start) * stages
+        release_start = time.monotonic()
+        packages = installed_packages(source, AptResolver(cfg, cache.root), {}, cache.debs, {})
+        sbom(image_name=STEM, image_sha256="0" * 64, image_version="bench", suite="debian-trixie",
+             epoch=epoch, tool="bench", packages=packages, tree=source, source_pins=[])
+        release = time.monotonic() - release_start
+    with_repro, without = min(times[True]), min(times[False])
+    extra = with_repro - without + walk
+    rows = [
+        ("cold build without the measures (derived)", cold - extra, "the cold build minus the extra below"),
+        ("cold build (measured)", cold, "fresh stage cache, downloads shared"),
+        ("image step without the measures", without, "mke2fs -d, mkfs.fat and mcopy on the wall clock"),
+        ("image step with them", with_repro, "clamp, debugfs ctimes/atimes, faketime FAT, fixed times"),
+        (f"stage clock: {stages} tree walks", walk, "stamp_changed after each stage"),
+        ("release files", release, f"{len(packages)} packages: apt --print-uris, SBOM with licences"),
+    ]
+    return report("What reproducibility costs", rows, "cold build without the measures (derived)")
+
+
 def bench_snapshots(cache: StageCache) -> list[str]:
     """Formats for a stage snapshot of the 00-base tree: store, restore, disk use."""
     base = next((e for e in cache.entries() if e.stage == "00-base"), None)
@@ -207,7 +297,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="*",
-                        default=["qemu-cpu", "compression", "snapshots", "builds", "packages"])
+                        default=["qemu-cpu", "compression", "snapshots", "builds", "packages", "repro"])
     parser.add_argument("--out", type=Path, default=REPO / "out")
     parser.add_argument("--json", type=Path, help="also write the tables here")
     args = parser.parse_args()
@@ -232,6 +322,8 @@ def main() -> int:
         lines += bench_builds(cache)
     if "packages" in args.cases:
         lines += bench_packages(cache)
+    if "repro" in args.cases:
+        lines += bench_repro(cache)
     print("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps(lines))

@@ -320,7 +320,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     cfg = load(args)
     hostdeps.require_root("building an image")
-    hostdeps.require_tools(hostdeps.BUILD_TOOLS)
+    hostdeps.require_tools(hostdeps.build_tools(signing=bool(cfg.release.signing_key)))
     cache = StageCache(args.cache_dir or default_cache_dir())
     log_file = args.out / "logs" / f"build-{time.strftime('%Y%m%d-%H%M%S')}.log"
     add_log_file(log_file)
@@ -371,7 +371,7 @@ def cmd_verify_repro(args: argparse.Namespace) -> int:
 
     cfg = load(args)
     hostdeps.require_root("building an image")
-    hostdeps.require_tools(hostdeps.BUILD_TOOLS)
+    hostdeps.require_tools(hostdeps.build_tools(signing=bool(cfg.release.signing_key)))
     share = tuple(s for s in args.share.split(",") if s)
     stages = {p.name for p in (REPO_ROOT / "stages").iterdir() if p.is_dir()}
     unknown = [s for s in share if s not in stages]

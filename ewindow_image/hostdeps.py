@@ -34,6 +34,7 @@ BUILD_TOOLS = {
     "update-binfmts": "binfmt-support",
     "systemctl": "systemd",
     "dpkg-query": "dpkg",
+    "dpkg-deb": "dpkg",
     "useradd": "passwd",
 }
 # The source packages (packages/): Debian's compilers for both architectures, git apply for
@@ -46,6 +47,14 @@ BOOT_TEST_TOOLS = {"qemu-system-aarch64": "qemu-system-arm", "mcopy": "mtools",
                    "sfdisk": "fdisk"}
 PERSONALISE_TOOLS = {"mcopy": "mtools", "mren": "mtools", "sfdisk": "fdisk"}
 FLASH_TOOLS = {**PERSONALISE_TOOLS, "bmaptool": "bmap-tools", "lsblk": "util-linux"}
+
+SIGNING_TOOLS = {"gpg": "gpg"}
+
+
+def build_tools(*, signing: bool) -> dict[str, str]:
+    """What a build runs on the host: gpg only to sign a release (``release.signing_key``)."""
+    return {**BUILD_TOOLS, **(SIGNING_TOOLS if signing else {})}
+
 
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 BINFMT_ENTRY = BINFMT_DIR / "qemu-aarch64"

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from ewindow_image.config import ConfigLayers, load_config
+from ewindow_image.image import clock
 from ewindow_image.image import layout as image
 from ewindow_image.image.artifacts import ArtifactPaths, partial
 from ewindow_image.image.assemble import assemble_image
+from ewindow_image.runner import extra_environment
 
 from .conftest import requires_root
 
@@ -103,7 +105,8 @@ def test_assembled_image_has_both_filesystems(tmp_path: Path) -> None:
 @requires_root
 def test_one_tree_gives_the_same_image_bytes_whenever_it_is_assembled(tmp_path: Path) -> None:
     """Two trees with the same content made at different times (so different ctimes, atimes
-    and mtimes newer than the epoch, and on different days) give one image."""
+    and mtimes newer than the epoch, and on different days) give one image; the second is
+    assembled with every command's clock three days ahead (as in verify-repro)."""
     cfg = load_config(ConfigLayers((), ("image.boot_size_mib=64", "image.headroom_mib=64")))
     images = []
     for run in ("first", "second"):
@@ -116,7 +119,11 @@ def test_one_tree_gives_the_same_image_bytes_whenever_it_is_assembled(tmp_path: 
             os.utime(tree / "etc/shadow", (EPOCH + 86400 * 3, EPOCH + 86400 * 3))
         out = folder / "out"
         out.mkdir()
-        assemble_image(cfg, tree, folder / "bootfs", ArtifactPaths(out, "test"), EPOCH)
+        later = {"LD_PRELOAD": str(clock.host_faketime_library()), "FAKETIME": "+3d"}
+        if run == "first":
+            later = {}
+        with extra_environment(later):
+            assemble_image(cfg, tree, folder / "bootfs", ArtifactPaths(out, "test"), EPOCH)
         images.append(partial(ArtifactPaths(out, "test").image))
     assert images[0].read_bytes() == images[1].read_bytes()
     root = json.loads(sh("sfdisk", "--json", str(images[0])))["partitiontable"]["partitions"][1]

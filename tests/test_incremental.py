@@ -58,6 +58,23 @@ def test_plan_and_build_redo_only_what_changed(built: Built, tmp_path: Path) -> 
     plan = cli(checkout, "plan", *common).stdout
     assert "nothing to rebuild" in plan and set(stage_lines(plan).values()) == {"cached"}
     assert "nothing to do" in cli(checkout, "build", *common).stderr
+
+    # an earlier release's manifest with another bash: plan and build name the package
+    manifest = tmp_path / "out" / f"{built.stem}.manifest"
+    current = manifest.read_text()
+    bash_version = next(line.split("\t")[1] for line in current.splitlines() if line.startswith("bash\t"))
+    older = bash_version[:-1] + ("1" if bash_version[-1] == "0" else "0")  # same length
+    earlier = tmp_path / "earlier.manifest"
+    earlier.write_text(current.replace(f"bash\t{bash_version}\t", f"bash\t{older}\t"))
+    plan = cli(checkout, "plan", *common, "--manifest", str(earlier)).stdout
+    assert f"packages the mirror serves today in other versions than {earlier}:\n  bash {older} → " \
+        f"{bash_version}\n" in plan
+    assert "other versions" not in cli(checkout, "plan", *common).stdout
+    manifest.write_text(earlier.read_text())
+    build = cli(checkout, "build", *common).stderr
+    assert f"==> 1 packages differ from {manifest.name}: bash {older} → {bash_version}" in build
+    assert "nothing to do" in build  # the artifacts are still this commit's (sizes unchanged)
+    manifest.write_text(current)
     assert image.stat().st_mtime_ns == before
 
     # one overlay file edited: its stage and the later ones rebuild, and plan says why
@@ -81,5 +98,5 @@ def test_plan_and_build_redo_only_what_changed(built: Built, tmp_path: Path) -> 
     assert "- package tmux added" in plan
     log = cli(checkout, "build", *with_tmux).stderr
     assert "==> stage 40-ewindow: cached" in log and "<== stage 45-extra" in log
-    manifest = (tmp_path / "out" / f"{built.stem}.manifest").read_text()
-    assert "\ntmux\t" in manifest
+    manifest_text = (tmp_path / "out" / f"{built.stem}.manifest").read_text()
+    assert "\ntmux\t" in manifest_text

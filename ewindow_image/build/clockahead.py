@@ -18,18 +18,16 @@ and the times the kernel gives new files (the stage clock and the clamp rewrite 
 
 from __future__ import annotations
 
-import glob
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..apt.resolver import AptResolver
-from ..errors import HostError
+from ..image.clock import host_faketime_library
 from ..runner import run
 
 LIBRARY = "libfaketime.so.1"
-HOST_LIBRARY_GLOB = f"/usr/lib/*/faketime/{LIBRARY}"
 GUEST_ENV = "EWINDOW_GUEST_FAKETIME"  # read by the chroot helper
 
 
@@ -43,13 +41,6 @@ class ClockAhead:
         return {"LD_PRELOAD": str(self.host_library), "FAKETIME": f"+{self.days}d",
                 "FAKETIME_DONT_FAKE_MONOTONIC": "1", "NO_FAKE_STAT": "1",
                 GUEST_ENV: str(self.guest_library_dir)}
-
-
-def host_library() -> Path:
-    found = sorted(glob.glob(HOST_LIBRARY_GLOB))
-    if not found:
-        raise HostError(f"no {HOST_LIBRARY_GLOB} on this host", hint="make host-deps installs faketime")
-    return Path(found[0])
 
 
 def download_argv(apt: AptResolver) -> list[str]:
@@ -79,4 +70,4 @@ def guest_library(apt: AptResolver, cache_root: Path) -> Path:
 
 
 def clock_ahead(days: int, apt: AptResolver, cache_root: Path) -> ClockAhead:
-    return ClockAhead(days, host_library(), guest_library(apt, cache_root))
+    return ClockAhead(days, host_faketime_library(), guest_library(apt, cache_root))

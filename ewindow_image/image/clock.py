@@ -15,12 +15,13 @@ commit give the same bytes on any day (README "Reproducing an image").
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import EWindowError
+from ..errors import EWindowError, HostError
 
 
 def walk(root: Path) -> Iterator[Path]:
@@ -77,12 +78,22 @@ def ext4_env(epoch: int) -> dict[str, str]:
 
 
 def fat_env(epoch: int) -> dict[str, str]:
-    # FAT times are local times: UTC, so the bytes do not depend on the host's time zone
-    return {"SOURCE_DATE_EPOCH": str(epoch), "TZ": "UTC"}
-
-
-def faketime_argv(epoch: int, argv: list[str]) -> list[str]:
-    """``argv`` with the wall clock stopped at ``epoch`` (libfaketime; mtools has no option).
-    An absolute time stops the clock; it is read in TZ, which fat_env sets to UTC."""
+    """mkfs.fat and mcopy with the wall clock stopped at ``epoch``: libfaketime preloaded
+    (mtools has no option for the time), an absolute FAKETIME stops the clock. It is read in
+    TZ, UTC here, as FAT times are local times: the bytes do not depend on the host's zone.
+    The library is preloaded directly, not through the ``faketime`` wrapper, which refuses to
+    run where libfaketime is preloaded already (verify-repro's second build)."""
     stopped = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
-    return ["faketime", "-f", stopped, *argv]
+    return {"SOURCE_DATE_EPOCH": str(epoch), "TZ": "UTC", "LD_PRELOAD": str(host_faketime_library()),
+            "FAKETIME": stopped, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+FAKETIME_LIBRARY_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"
+
+
+def host_faketime_library() -> Path:
+    """The build host's libfaketime (Debian package libfaketime, which faketime pulls in)."""
+    found = sorted(glob.glob(FAKETIME_LIBRARY_GLOB))
+    if not found:
+        raise HostError(f"no {FAKETIME_LIBRARY_GLOB} on this host", hint="make host-deps installs faketime")
+    return Path(found[0])

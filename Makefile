@@ -35,7 +35,7 @@ help:
 	@echo "make test       run the whole test suite, including an image build and qemu boots"
 	@echo "make flash      DEVICE=/dev/sdX SITE=site.yaml [WINDOW_NAME=name]: write and personalise a card"
 	@echo "make packages   PeerVPN and cjdns .debs from source into OUT/packages ([ARCH=amd64|arm64], for hubs)"
-	@echo "make plan       show which stages would rebuild and why (changes nothing)"
+	@echo "make plan       show which stages would rebuild and why (changes nothing) [MANIFEST=old.manifest]"
 	@echo "make verify-repro  build twice (second with its own cache) and compare the bytes"
 	@echo "make boot-test  boot the built image under qemu (virt and raspi3b)"
 	@echo "make config     print the resolved config"
@@ -60,7 +60,7 @@ boot-test: host-deps venv
 	$(SUDO) $(PY) build.py boot-test $(BUILD_ARGS)
 
 plan: host-deps venv
-	$(SUDO) $(PY) build.py plan $(BUILD_ARGS)
+	$(SUDO) $(PY) build.py plan $(BUILD_ARGS) $(if $(MANIFEST),--manifest $(MANIFEST))
 
 config: venv
 	$(PY) build.py config $(CONFIG_ARGS)

@@ -5,11 +5,13 @@ import hashlib
 import json
 import os
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from ewindow_image.build.clockahead import ClockAhead
 from ewindow_image.config import ConfigLayers, load_config
 from ewindow_image.image import clock
 from ewindow_image.image import layout as image
@@ -113,15 +115,14 @@ def test_one_tree_gives_the_same_image_bytes_whenever_it_is_assembled(tmp_path: 
         folder = tmp_path / run
         tree = small_tree(folder, seed=b"same content")
         os.utime(tree / "etc/fstab", (EPOCH - 86400 * 400, EPOCH - 86400 * 400))  # older: kept
+        os.utime(tree / "boot/firmware/cmdline.txt", (EPOCH - 86400 * 9, EPOCH - 86400 * 9))  # on the FAT
         if run == "second":
             time.sleep(1.1)
             (tree / "etc/fstab").chmod(0o644)  # a ctime change only
             os.utime(tree / "etc/shadow", (EPOCH + 86400 * 3, EPOCH + 86400 * 3))
         out = folder / "out"
         out.mkdir()
-        later = {"LD_PRELOAD": str(clock.host_faketime_library()), "FAKETIME": "+3d"}
-        if run == "first":
-            later = {}
+        later = ClockAhead(3, clock.host_faketime_library(), tmp_path).env() if run == "second" else {}
         with extra_environment(later):
             assemble_image(cfg, tree, folder / "bootfs", ArtifactPaths(out, "test"), EPOCH)
         images.append(partial(ArtifactPaths(out, "test").image))
@@ -131,6 +132,33 @@ def test_one_tree_gives_the_same_image_bytes_whenever_it_is_assembled(tmp_path: 
     old = sh("debugfs", "-R", "stat /etc/fstab", fs)
     assert f"mtime: 0x{EPOCH - 86400 * 400:08x}:00000000" in old and f"ctime: 0x{EPOCH:08x}:00000000" in old
     assert f"mtime: 0x{EPOCH:08x}:00000000" in sh("debugfs", "-R", "stat /usr/bin/big", fs)
+
+
+@requires_root
+def test_the_order_a_host_lists_files_in_does_not_reach_the_image(tmp_path: Path) -> None:
+    """Another host lists a folder in another order (ext4 in its own hash order, tmpfs newest
+    first). mke2fs -d (1.47) adds entries by name and the FAT copy is sorted, so two trees on
+    tmpfs whose files were made in opposite orders give one image."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        shm = tmp_path  # (no tmpfs: both listings follow the same hash order; still a check)
+    cfg = load_config(ConfigLayers((), ("image.boot_size_mib=64", "image.headroom_mib=64")))
+    names = [f"file-{n:02d}-{'xyzabc'[n % 6]}" for n in range(40)]
+    images = []
+    with tempfile.TemporaryDirectory(dir=shm) as scratch:
+        for run, order in (("forward", names), ("backward", names[::-1])):
+            tree = small_tree(Path(scratch) / run, seed=b"listing order")
+            for folder in (tree / "usr/share/many", tree / "boot/firmware/many"):
+                folder.mkdir(parents=True)
+                for name in order:
+                    (folder / name).write_text(name)
+            listed = os.listdir(tree / "usr/share/many")
+            assert shm == tmp_path or listed in (order, order[::-1])  # tmpfs: creation order
+            out = tmp_path / run
+            out.mkdir()
+            assemble_image(cfg, tree, Path(scratch) / f"{run}-bootfs", ArtifactPaths(out, "t"), EPOCH)
+            images.append(hashlib.sha256(partial(ArtifactPaths(out, "t").image).read_bytes()).hexdigest())
+    assert images[0] == images[1]
 
 
 @requires_root

@@ -82,10 +82,13 @@ def fat_env(epoch: int) -> dict[str, str]:
     (mtools has no option for the time), an absolute FAKETIME stops the clock. It is read in
     TZ, UTC here, as FAT times are local times: the bytes do not depend on the host's zone.
     The library is preloaded directly, not through the ``faketime`` wrapper, which refuses to
-    run where libfaketime is preloaded already (verify-repro's second build)."""
+    run where libfaketime is preloaded already (verify-repro's second build). NO_FAKE_STAT:
+    mcopy -m keeps the tree's (clamped) file times; with faked stat() the files would read as
+    made at the stopped time, and whether that happened would depend on the environment the
+    build inherited (verify-repro found it: its second build sets NO_FAKE_STAT)."""
     stopped = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch))
     return {"SOURCE_DATE_EPOCH": str(epoch), "TZ": "UTC", "LD_PRELOAD": str(host_faketime_library()),
-            "FAKETIME": stopped, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+            "FAKETIME": stopped, "FAKETIME_DONT_FAKE_MONOTONIC": "1", "NO_FAKE_STAT": "1"}
 
 
 FAKETIME_LIBRARY_GLOB = "/usr/lib/*/faketime/libfaketime.so.1"

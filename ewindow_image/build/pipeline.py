@@ -261,7 +261,11 @@ def artifacts_current(cfg: Config, paths: ArtifactPaths, planned: list[PlannedSt
         return False
     sizes = previous.get("artifacts", {})
     for artifact in paths.all_for(cfg.image.compression):
-        if artifact == paths.build_info:
+        if artifact == paths.build_info or (artifact == paths.imager_list and not cfg.image.compression):
+            continue
+        if artifact == paths.imager_list:  # its size is not recorded (see publish_artifacts)
+            if not artifact.is_file():
+                return False
             continue
         if not artifact.is_file() or sizes.get(artifact.name) != artifact.stat().st_size:
             return False

@@ -122,7 +122,9 @@ def publish_artifacts(cfg: Config, tree: Path, paths: art.ArtifactPaths, info: d
     produced = paths.all_for(cfg.image.compression)
     info["packages"] = len(release.packages)
     log.info("    timings: %s", ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
-    info["artifacts"] = {p.name: p.stat().st_size for p in produced if p.exists()}
+    # Not the Imager list: without release.base_url its file:// URLs (and so its size) name
+    # the out folder, and build-info must not differ between two folders (verify-repro).
+    info["artifacts"] = {p.name: p.stat().st_size for p in produced if p.exists() and p != paths.imager_list}
     art.write_json_artifact(paths.build_info, info)
     art.write_sums(paths.sums, produced, digests)
     sign_sums(cfg, paths)
@@ -143,6 +145,7 @@ def write_release_files(cfg: Config, tree: Path, paths: art.ArtifactPaths, info:
     kinds = sorted(cfg.image.compression, key=lambda kind: kind is not Compression.xz)
     if not kinds:
         log.warning("warning: no compressed image (image.compression is empty): no Raspberry Pi Imager list")
+        paths.imager_list.unlink(missing_ok=True)  # an older one would name a download not made now
         return
     download = paths.compressed(kinds[0])
     listing = imager.os_list(title=cfg.release.title, description=cfg.release.description, arch=cfg.arch,

@@ -169,11 +169,13 @@ def test_manifest_lines_and_changes_against_an_earlier_release() -> None:
     assert package_changes(read_versions(old_format), read_versions(text)) == [
         "bash 5.1-1 → 5.2-1", "nano 7.2 removed", "peervpn 0.044 removed", "zlib1g 1:1.3-1 added"]
     assert package_changes(read_versions(text), read_versions(text)) == []
+    hostile = "bash\t5.2\x1b[31mred\tarm64\n\x1b]0;title\x07\t1.0\tall\n# comment\t1\t2\nok-name\t1.0\tall\n"
+    assert read_versions(hostile) == {"ok-name": "1.0"}  # nothing else reaches plan's output
 
 
-@given(st.dictionaries(st.from_regex(r"[a-z0-9][a-z0-9+.-]{0,20}", fullmatch=True),
+@given(st.dictionaries(st.from_regex(r"[a-z0-9][a-z0-9+.-]{1,20}", fullmatch=True),
                        st.from_regex(r"[0-9][0-9a-z.+~:-]{0,12}", fullmatch=True), max_size=8),
-       st.dictionaries(st.from_regex(r"[a-z0-9][a-z0-9+.-]{0,20}", fullmatch=True),
+       st.dictionaries(st.from_regex(r"[a-z0-9][a-z0-9+.-]{1,20}", fullmatch=True),
                        st.from_regex(r"[0-9][0-9a-z.+~:-]{0,12}", fullmatch=True), max_size=8))
 def test_a_manifest_reads_back_and_changes_name_every_difference(before: dict[str, str],
                                                                    after: dict[str, str]) -> None:

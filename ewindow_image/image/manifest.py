@@ -12,9 +12,12 @@ of the .deb, ``built from URL (commit C)`` for a package built from source, or
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from firstboot import checks
 
 UNKNOWN_SHA256 = "-"
 
@@ -66,13 +69,23 @@ def manifest_text(packages: Iterable[InstalledPackage]) -> str:
     return "".join(f"{p.name}\t{p.version}\t{p.row.arch}\t{p.sha256}\t{p.origin}\n" for p in packages)
 
 
+# A Debian version (policy 5.6.12): what a manifest line may carry before it is printed.
+DEBIAN_VERSION = re.compile(r"[0-9][A-Za-z0-9.+~:-]{0,127}")
+
+
 def read_versions(text: str) -> dict[str, str]:
-    """package → version from a manifest, of this or an earlier format."""
+    """package → version from a manifest, of this or an earlier format. A manifest may come
+    from anywhere (``plan --manifest``): lines without a Debian package name and version are
+    skipped, so nothing else reaches the output."""
     versions = {}
     for line in text.splitlines():
         fields = line.split("\t")
-        if len(fields) >= 3 and fields[0] and not line.startswith("#"):
-            versions[fields[0]] = fields[1]
+        if len(fields) < 3 or not DEBIAN_VERSION.fullmatch(fields[1]):
+            continue
+        try:
+            versions[checks.debian_package(fields[0])] = fields[1]
+        except checks.InvalidValue:
+            continue
     return versions
 
 

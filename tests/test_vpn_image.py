@@ -12,6 +12,7 @@ checks tinc, Yggdrasil and cjdroute running, never the stand-in.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +34,8 @@ from .test_built_image import free_port
 pytestmark = [pytest.mark.slow, requires_root]
 STAND_IN_VERSION = "0.044-0ewindow.test1"
 CJDNS_HUB_KEY = "3fdqgz2vtqb0wx02hhvx3wjmjqktyt567fcuvj3m72vw5u6ubu70.k"  # a peer that is not there
+# the daemons the boot checks (never the stand-in PeerVPN)
+VPN_UNITS = ("tinc@ewindow.service", "yggdrasil.service", "ewindow-cjdns.service")
 
 
 def make_deb(folder: Path, name: str, version: str, program: str) -> Path:
@@ -75,6 +79,12 @@ def signed_flat_repository(folder: Path) -> Path:
     key = folder.parent / "extra-repo.gpg"
     subprocess.run([*gpg, "--export", "-o", str(key)], check=True, capture_output=True)
     return key
+
+
+def unit_states(text: str) -> dict[str, tuple[str, str]]:
+    """Unit -> (SubState, NRestarts) from the ``unit NAME SUBSTATE RESTARTS`` lines in text."""
+    lines = re.findall(r"^unit (\S+) (\S*) (\S*)$", text, flags=re.MULTILINE)
+    return {name: (sub_state, restarts) for name, sub_state, restarts in lines}
 
 
 def card_file(disk: Path, name: str) -> str:
@@ -162,21 +172,41 @@ def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp
     seen: dict[str, str] = {}
 
     def inspect() -> None:
-        # Yggdrasil configures ygg0 a moment after its unit started
+        # Yggdrasil configures ygg0 a moment after its unit started; a unit that Restart=always
+        # brought back is waited for (the boot report is one moment), and its restarts counted
+        units = " ".join(VPN_UNITS)
         command = ("for i in $(seq 30); do ip -6 -brief address show dev ygg0 | grep -q ' 2' && break; "
-                   "sleep 1; done; ip -6 -brief address show dev ygg0; "
+                   "sleep 1; done; "
+                   f"for i in $(seq 30); do systemctl is-active -q {units} && break; sleep 1; done; "
+                   "ip -6 -brief address show dev ygg0; ip -6 -brief address show dev tun0; "
+                   f"for unit in {units}; do echo unit $unit $(systemctl show -P SubState $unit) "
+                   "$(systemctl show -P NRestarts $unit); done; "
+                   "sudo journalctl -b -o short-monotonic --no-pager -u ewindow-cjdns.service | tail -n 60; "
                    "sudo stat -c %a /etc/peervpn/ewindow.conf")
-        seen["out"] = subprocess.run([*ssh, command], capture_output=True, text=True, timeout=120,
+        seen["out"] = subprocess.run([*ssh, command], capture_output=True, text=True, timeout=180,
                                      check=False).stdout
 
     report = boot(image, spec, while_up=inspect, in_place=True).report
-    units = dict(item.split(":", 1) for item in report["vpn"].split(","))
-    assert units["tinc@ewindow.service"] == "running"
-    assert units["yggdrasil.service"] == "running"
-    assert units["ewindow-cjdns.service"] == "running"  # the cross-built cjdroute, on arm64
+    units = unit_states(seen["out"])
+    # the guest's own account of cjdns is kept beside the image, for a failure in CI's fresh root
+    (tmp_path / "guest-vpn.log").write_text(seen["out"])
+    for unit in VPN_UNITS:
+        sub_state, restarts = units.get(unit, ("", ""))
+        assert sub_state == "running", f"{unit} (boot report: {report['vpn']}):\n{seen['out']}"
+        # Once in CI the boot report caught cjdroute between an exit and its restart, seconds
+        # after it started in a guest still busy booting; the console did not say why. Its
+        # angel gives the core 10 s to answer on the pipe and 5 s per admin call, then exits
+        # (client/cjdroute2.c, client/Configurator.c); Restart=always brings it back 5 s later.
+        # A restart is reported with the guest's cjdns log, a crash loop fails.
+        assert restarts.isdigit() and int(restarts) <= 2, f"{unit} restarted {restarts}:\n{seen['out']}"
+        if restarts != "0":
+            warnings.warn(f"{unit} restarted {restarts} times during the boot:\n{seen['out']}", stacklevel=1)
+    published = json.loads(card_file(image, "identity.json"))["vpn"]
+    # the cross-built cjdroute runs on arm64 and put its key-derived address on tun0
+    cjdns_address = ipaddress.IPv6Address(published["cjdns_address"])
+    assert f"{cjdns_address.compressed}/8" in seen["out"]
     # tincd holds tap0, so the kernel made its link-local: the EUI-64 of the derived MAC
     assert "fe80::b827:ebff:fe27:35ed/64" in report["tap0_addrs"]
-    published = json.loads(card_file(image, "identity.json"))["vpn"]
     assert published["tinc_name"] == "ewindow_2735ed"
     assert published["tinc_public_key"].startswith("-----BEGIN RSA PUBLIC KEY-----")
     assert f"{published['yggdrasil_address']}/7" in seen["out"]  # ygg0 carries the published address

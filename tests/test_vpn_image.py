@@ -194,10 +194,10 @@ def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp
         sub_state, restarts = units.get(unit, ("", ""))
         assert sub_state == "running", f"{unit} (boot report: {report['vpn']}):\n{seen['out']}"
         # Once in CI the boot report caught cjdroute between an exit and its restart, seconds
-        # after it started in a guest still busy booting; the console did not say why. Its
-        # angel gives the core 10 s to answer on the pipe and 5 s per admin call, then exits
-        # (client/cjdroute2.c, client/Configurator.c); Restart=always brings it back 5 s later.
-        # A restart is reported with the guest's cjdns log, a crash loop fails.
+        # after it started in a guest still busy booting; the console did not say why (not a
+        # start-up timeout of its angel, client/cjdroute2.c: freezing the unit for 12 s in its
+        # first second did not make it exit). Restart=always brings it back 5 s later. A restart
+        # is reported with the guest's cjdns log (kept as guest-vpn.log); a crash loop fails.
         assert restarts.isdigit() and int(restarts) <= 2, f"{unit} restarted {restarts}:\n{seen['out']}"
         if restarts != "0":
             warnings.warn(f"{unit} restarted {restarts} times during the boot:\n{seen['out']}", stacklevel=1)

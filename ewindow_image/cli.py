@@ -415,13 +415,13 @@ def cmd_boot_test(args: argparse.Namespace) -> int:
 
 def cmd_personalise(args: argparse.Namespace) -> int:
     from . import hostdeps
-    from .cards.personalise import deployment, personalise
+    from .cards.personalise import deployment, image_vpn_settings, personalise
 
     cfg = load(args)
     hostdeps.require_tools(hostdeps.PERSONALISE_TOOLS)
     if not args.target.exists():
         raise EWindowError(f"{args.target}: no such image or device")
-    personalise(args.target, deployment(cfg, args.hostname))
+    personalise(args.target, deployment(cfg, args.hostname, image_vpn_settings(args.target)))
     log.info("personalised %s: %d SSH keys, %d Wi-Fi networks, VPN %s%s", args.target,
              len(cfg.admin.authorized_keys), len(cfg.wifi.networks), ", ".join(cfg.vpn.backends) or "none",
              f", host name {args.hostname}" if args.hostname else "")
@@ -432,13 +432,15 @@ def cmd_flash(args: argparse.Namespace) -> int:
     from . import hostdeps
     from .build.pipeline import artifact_paths
     from .cards.flash import flash
-    from .cards.personalise import deployment, personalise
+    from .cards.personalise import deployment, image_vpn_settings, personalise
 
     cfg = load(args)
     hostdeps.require_root("writing an SD card")
     hostdeps.require_tools(hostdeps.FLASH_TOOLS)
     image = args.image or artifact_paths(cfg, args.out).image
-    data = deployment(cfg, args.hostname)  # bad settings fail before the card is touched
+    # bad settings, or a VPN the image lacks, fail before the card is touched (a missing
+    # image is flash's to report, after its checks of the device)
+    data = deployment(cfg, args.hostname, image_vpn_settings(image) if image.is_file() else None)
     for warning in flash(image, args.device, force=args.force):
         log.warning("warning: --force: %s", warning)
     personalise(args.device, data)

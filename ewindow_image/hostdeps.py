@@ -45,7 +45,7 @@ SOURCE_PACKAGE_TOOLS = {"gcc": "gcc", **CROSS_GCC, "make": "make", "git": "git",
                         "python3": "python3", "mmdebstrap": "mmdebstrap", "dpkg-deb": "dpkg"}
 BOOT_TEST_TOOLS = {"qemu-system-aarch64": "qemu-system-arm", "mcopy": "mtools",
                    "sfdisk": "fdisk"}
-PERSONALISE_TOOLS = {"mcopy": "mtools", "mren": "mtools", "sfdisk": "fdisk"}
+PERSONALISE_TOOLS = {"mcopy": "mtools", "mren": "mtools", "sfdisk": "fdisk", "debugfs": "e2fsprogs"}
 FLASH_TOOLS = {**PERSONALISE_TOOLS, "bmaptool": "bmap-tools", "lsblk": "util-linux"}
 
 SIGNING_TOOLS = {"gpg": "gpg"}

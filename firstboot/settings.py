@@ -19,7 +19,7 @@ from typing import Any
 
 from . import checks
 from .identity import DEFAULT_HOSTNAME, DEFAULT_PREFIX
-from .vpn import VpnSettingsError, check_complete, parse_vpn
+from .vpn import VpnSettingsError, check_complete, check_installed, parse_vpn
 
 SETTINGS_FILE = "etc/ewindow/firstboot.json"
 IMPORTED_DEPLOYMENT = "etc/ewindow/deployment.json"
@@ -223,6 +223,7 @@ def parse_deployment(data: Any, source: str, image_vpn: dict[str, Any] | None = 
         settings = parse_vpn(vpn)
         if image_vpn is not None:
             settings = parse_vpn({**image_vpn, **vpn})
+            check_installed(settings, image_vpn)
             check_complete(settings)
     except VpnSettingsError as exc:
         raise SettingsError(f"{source}: {exc}") from None

@@ -23,8 +23,9 @@ MTOOLS = {**os.environ, "MTOOLS_SKIP_CHECK": "1"}
 KEY = ed25519_line("site", "admin@site")
 
 
-def small_image(path: Path) -> Path:
-    """An image shaped like ours: MBR, FAT boot partition at 4 MiB with cmdline.txt, a root."""
+def small_image(path: Path, image_settings: dict[str, object] | None = None) -> Path:
+    """An image shaped like ours: MBR, FAT boot partition at 4 MiB with cmdline.txt, a root;
+    with ``image_settings`` the root is ext4 holding them as /etc/ewindow/firstboot.json."""
     subprocess.run(["truncate", "-s", "72M", str(path)], check=True)
     subprocess.run(["sfdisk", "-q", str(path)], input="label: dos\nstart=8192, size=65536, type=c\n"
                    "start=73728, type=83\n", text=True, check=True)
@@ -34,6 +35,13 @@ def small_image(path: Path) -> Path:
     cmdline.write_text("console=tty0 root=PARTUUID=ee1d0c5e-02\n")
     subprocess.run(["mcopy", "-i", f"{path}@@{8192 * 512}", str(cmdline), "::/cmdline.txt"],
                    check=True, env=MTOOLS)
+    if image_settings is not None:
+        tree = path.with_name(path.name + ".root")
+        (tree / "etc/ewindow").mkdir(parents=True)
+        (tree / "etc/ewindow/firstboot.json").write_text(json.dumps(image_settings))
+        subprocess.run(["mke2fs", "-q", "-F", "-t", "ext4", "-E", f"offset={73728 * 512}", "-d", str(tree),
+                        str(path), "36M"], check=True, capture_output=True)
+        shutil.rmtree(tree)
     return path
 
 
@@ -77,6 +85,15 @@ def test_personalise_writes_what_firstboot_reads(tmp_path: Path, site: Path) -> 
     (root / "boot/firmware/ewindow").mkdir()
     (root / "boot/firmware/ewindow/deployment.json").write_text(card_file(image, "deployment.json"))
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # an image built without a VPN refuses the card (personalise would have, had it read this root)
+    refused = subprocess.run([sys.executable, "-m", "firstboot", "--root", str(root)], env=env,
+                             capture_output=True, text=True, check=False)
+    assert refused.returncode == 1
+    assert "vpn.backends[0]: 'peervpn' is not in this image (built with no VPN)" in refused.stderr
+    assert (root / "boot/firmware/ewindow/deployment.json").exists()  # kept for the next try
+    settings = root / "etc/ewindow/firstboot.json"
+    settings.write_text(json.dumps({**json.loads(settings.read_text()),
+                                    "vpn": {"backends": ["peervpn", "cjdns"]}}))  # the default image's
     run = subprocess.run([sys.executable, "-m", "firstboot", "--root", str(root)], env=env,
                          capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stderr
@@ -94,6 +111,29 @@ def test_personalise_refuses_what_is_not_an_ewindow_image(tmp_path: Path, site: 
     image = small_image(tmp_path / "x.img")
     bad_name = cli("personalise", str(image), "-c", str(site), "--hostname", "Bad_Name")
     assert bad_name.returncode == 2 and "--hostname: 'Bad_Name' is not a host name" in bad_name.stderr
+
+
+def test_personalise_refuses_a_vpn_the_image_was_built_without(tmp_path: Path, site: Path) -> None:
+    image = small_image(tmp_path / "ewindow.img", {"vpn": {"backends": ["peervpn", "cjdns"]}})
+    wants_tinc = tmp_path / "tinc.yaml"
+    wants_tinc.write_text(site.read_text() + "vpn:\n  backends: [cjdns, tinc]\n")
+    refused = cli("personalise", str(image), "-c", str(wants_tinc))
+    assert refused.returncode == 2
+    assert refused.stderr.splitlines() == [
+        f"error: {wants_tinc}: vpn.backends[1]: 'tinc' is not in this image (built with peervpn, cjdns); "
+        "build an image with it in vpn.backends"]
+    assert subprocess.run(["mdir", "-i", f"{image}@@{8192 * 512}", "::/ewindow"], env=MTOOLS,
+                          capture_output=True).returncode != 0  # nothing written
+    # the image's own backends, or fewer, are fine
+    only_cjdns = tmp_path / "cjdns.yaml"
+    only_cjdns.write_text(site.read_text() + "vpn:\n  backends: [cjdns]\n")
+    assert cli("personalise", str(image), "-c", str(only_cjdns)).returncode == 0
+    assert json.loads(card_file(image, "deployment.json"))["vpn"]["backends"] == ["cjdns"]
+    # an image whose root cannot be read is personalised unchecked, and says so
+    unreadable = small_image(tmp_path / "raw-root.img")
+    unchecked = cli("personalise", str(unreadable), "-c", str(wants_tinc))
+    assert unchecked.returncode == 0, unchecked.stderr
+    assert "the VPN backends it carries were not checked" in unchecked.stderr
 
 
 # --- flash: the target checks, on lsblk output -----------------------------------------------

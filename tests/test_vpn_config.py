@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 
 from firstboot.fsops import Root
 from firstboot.identity import derive
+from firstboot.settings import SettingsError, parse_deployment
 from firstboot.steps import run
 from firstboot.vpn import (
     CjdnsPeer,
@@ -23,6 +25,7 @@ from firstboot.vpn import (
     VpnNode,
     VpnSettings,
     VpnSettingsError,
+    check_installed,
     cjdns,
     parse_vpn,
     peervpn,
@@ -222,6 +225,29 @@ def test_settings_from_json_name_the_field() -> None:
         parse_vpn({"backends": ["wireguard"]})
     with pytest.raises(VpnSettingsError, match=r"vpn.tinc.hubs\[0\].port: 'x' is not a port number"):
         parse_vpn({"tinc": {"hubs": [{"name": "h", "port": "x"}]}})
+
+
+BACKEND_LISTS = st.lists(st.sampled_from(["tinc", "yggdrasil", "peervpn", "cjdns"]), unique=True)
+
+
+@given(BACKEND_LISTS, BACKEND_LISTS)
+def test_a_card_names_only_backends_its_image_has(on_card: list[str], in_image: list[str]) -> None:
+    card = {"vpn": {"backends": on_card}}
+    image_vpn = {"backends": in_image}
+    missing = [name for name in on_card if name not in in_image]
+    if missing:
+        index = on_card.index(missing[0])
+        with pytest.raises(SettingsError, match=rf"^card: vpn.backends\[{index}\]: '{missing[0]}' is not in "
+                                                rf"this image \(built with "):
+            parse_deployment(card, "card", image_vpn=image_vpn)
+    else:
+        assert parse_deployment(card, "card", image_vpn=image_vpn).vpn == card["vpn"]
+    # without the image's settings (personalise on an image it cannot read) nothing is refused
+    parse_deployment(card, "card")
+    # an image that does not say what it carries, or says nonsense, is not checked
+    check_installed(parse_vpn(card["vpn"]), {})
+    with pytest.raises(VpnSettingsError, match="built with no VPN") if on_card else nullcontext():
+        check_installed(parse_vpn(card["vpn"]), {"backends": ["wireguard", "'; rm -rf /"]})
 
 
 def test_keys_are_made_once_and_a_lost_key_stops_firstboot(tmp_path: Path) -> None:

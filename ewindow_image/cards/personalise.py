@@ -5,11 +5,16 @@ Written with mtools at the partition's offset, so nothing is mounted and an imag
 block device are handled alike. The file is copied under a temporary name and renamed, so a
 card pulled out half-way holds the old file or none, never half of one. Firstboot moves it
 to /etc (mode 0600) and deletes it from the card.
+
+The settings are checked first as the card's own firstboot will check them, against the VPN
+settings the image was built with (read from its root file system with debugfs, also without
+mounting): a card naming a VPN the image lacks is refused here, not at the window.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass
@@ -17,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from firstboot import checks
-from firstboot.settings import SettingsError, parse_deployment
+from firstboot.settings import SETTINGS_FILE, SettingsError, parse_deployment, parse_json
 
 from ..config import Config
 from ..errors import CommandError, ConfigError, EWindowError
 from ..runner import run
+
+log = logging.getLogger("ewindow")
 
 CARD_DIR = "::/ewindow"
 DEPLOYMENT = f"{CARD_DIR}/deployment.json"
@@ -41,8 +48,9 @@ class FatPartition:
         return f"{os.fspath(self.target)}@@{self.offset}"
 
 
-def deployment(cfg: Config, hostname: str = "") -> dict[str, Any]:
-    """What one card gets: the site's keys, Wi-Fi and VPN settings, secrets included."""
+def deployment(cfg: Config, hostname: str = "", image_vpn: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What one card gets: the site's keys, Wi-Fi and VPN settings, secrets included; checked
+    against ``image_vpn``, the image's own VPN settings, when they are known."""
     if hostname:
         try:
             checks.hostname(hostname)
@@ -59,34 +67,68 @@ def deployment(cfg: Config, hostname: str = "") -> dict[str, Any]:
     }
     if hostname:
         data["hostname"] = hostname
-    _check_as_the_window_will(cfg, data)
+    _check_as_the_window_will(cfg, data, image_vpn or {})
     return data
 
 
-def _check_as_the_window_will(cfg: Config, data: dict[str, Any]) -> None:
+def _check_as_the_window_will(cfg: Config, data: dict[str, Any], image_vpn: dict[str, Any]) -> None:
     """Firstboot's own parser over the card's file, so a card the window would refuse is
     never written. Its message names the deployment key; the error names the layer that
     set it (or the one that should have)."""
     try:
-        parse_deployment(json.loads(json.dumps(data)), "deployment", image_vpn={})
+        parse_deployment(json.loads(json.dumps(data)), "deployment", image_vpn=image_vpn)
     except SettingsError as exc:
         key, _, message = str(exc).removeprefix("deployment: ").partition(": ")
         raise ConfigError(cfg.origin(key), key, message) from None
 
 
-def boot_partition(target: Path) -> FatPartition:
-    """The first partition of ``target``, which must be FAT and hold a Pi's cmdline.txt."""
+def partition_starts(target: Path) -> list[int]:
+    """Byte offsets of ``target``'s partitions, in table order."""
     try:
         table = json.loads(run(["sfdisk", "--json", os.fspath(target)], capture=True))["partitiontable"]
-        first = table["partitions"][0]
         sector = int(table.get("sectorsize", 512))
-    except (CommandError, KeyError, IndexError, ValueError):
+        return [int(part["start"]) * sector for part in table["partitions"]]
+    except (CommandError, KeyError, TypeError, ValueError):
         raise EWindowError(f"{target}: no partition table; is this an EWindow image or card?") from None
-    part = FatPartition(target, int(first["start"]) * sector)
+
+
+def boot_partition(target: Path) -> FatPartition:
+    """The first partition of ``target``, which must be FAT and hold a Pi's cmdline.txt."""
+    starts = partition_starts(target)
+    if not starts:
+        raise EWindowError(f"{target}: no partition table; is this an EWindow image or card?")
+    part = FatPartition(target, starts[0])
     names = mdir(part, "::/")
     if "::/cmdline.txt" not in names:
         raise EWindowError(f"{target}: the first partition has no cmdline.txt; not an EWindow image")
     return part
+
+
+def read_root_file_argv(target: Path, offset: int, path: str) -> list[str]:
+    """debugfs (read-only unless -w) printing one file of the ext4 file system at ``offset``;
+    the ``?offset=`` suffix is e2fsprogs' unix I/O option, so nothing is mounted."""
+    return ["debugfs", "-R", f"cat {path}", f"{os.fspath(target)}?offset={offset}"]
+
+
+def image_vpn_settings(target: Path) -> dict[str, Any] | None:
+    """The ``vpn`` section of the image's /etc/ewindow/firstboot.json, or None when its root
+    file system cannot be read (then the card is checked as before, without it)."""
+    starts = partition_starts(target)
+    if len(starts) < 2 or "?" in os.fspath(target):
+        log.warning("warning: %s: no readable root partition; the VPN backends it carries were not checked",
+                    target)
+        return None
+    try:
+        text = run(read_root_file_argv(target, starts[1], f"/{SETTINGS_FILE}"), capture=True)
+        settings = parse_json(text.encode(), f"{target}: /{SETTINGS_FILE}") if text.strip() else None
+    except (CommandError, SettingsError):
+        settings = None
+    if not isinstance(settings, dict) or not isinstance(settings.get("vpn"), dict):
+        log.warning("warning: %s: /%s not readable; the VPN backends it carries were not checked",
+                    target, SETTINGS_FILE)
+        return None
+    vpn: dict[str, Any] = settings["vpn"]
+    return vpn
 
 
 def mdir(part: FatPartition, folder: str) -> list[str]:

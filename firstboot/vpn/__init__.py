@@ -256,6 +256,21 @@ def check_complete(settings: VpnSettings, where: str = "vpn.") -> None:
                                        "block (from its hosts/ file)")
 
 
+def check_installed(settings: VpnSettings, image_vpn: dict[str, Any], where: str = "vpn.") -> None:
+    """A card may only name backends its image was built with: the image installs the
+    packages of its own ``vpn.backends`` and no others (stages/35-vpn). An image whose
+    settings name no backends list (an older image) is not checked."""
+    built = image_vpn.get("backends")
+    if not isinstance(built, list):
+        return
+    installed = [name for name in BACKENDS if name in built]
+    for index, name in enumerate(settings.backends):
+        if name not in installed:
+            raise VpnSettingsError(f"{where}backends[{index}]: {checks.shown(name)} is not in this image "
+                                   f"(built with {', '.join(installed) or 'no VPN'}); build an image "
+                                   "with it in vpn.backends")
+
+
 def tinc_name(hostname: str) -> str:
     """tinc node names allow only letters, digits and '_'."""
     return "".join(c if c.isalnum() else "_" for c in hostname)

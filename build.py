@@ -7,4 +7,4 @@ import sys
 from ewindow_image.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(isolate=True))

@@ -36,10 +36,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from ewindow_image.apt.sources import apt_sources  # noqa: E402
-from ewindow_image.build.cache import StageCache, default_cache_dir  # noqa: E402
-from ewindow_image.build.pipeline import RepoPaths  # noqa: E402
-from ewindow_image.build.stages.definition import load_stages  # noqa: E402
 from ewindow_image.config import load_config, template_context  # noqa: E402
+from ewindow_image.pipeline.cache import StageCache, default_cache_dir  # noqa: E402
+from ewindow_image.pipeline.driver import RepoPaths  # noqa: E402
+from ewindow_image.pipeline.stages.definition import load_stages  # noqa: E402
 
 STEM = "ewindow-trixie-arm64"
 
@@ -178,12 +178,12 @@ def bench_repro(cache: StageCache) -> list[str]:
     alternating; the faster counts), the stage clock's walk once per stage, and the release
     files. The extra time over the cold build is the cost."""
     from ewindow_image.apt.resolver import AptResolver
-    from ewindow_image.build.epoch import STAGE_EPOCH
-    from ewindow_image.build.inventory import installed_packages
     from ewindow_image.image import clock
     from ewindow_image.image.artifacts import ArtifactPaths
     from ewindow_image.image.assemble import assemble_image
     from ewindow_image.image.sbom import sbom
+    from ewindow_image.pipeline.epoch import STAGE_EPOCH
+    from ewindow_image.pipeline.inventory import installed_packages
 
     cfg = load_config()
     epoch = 1767225600

@@ -58,7 +58,8 @@ def run(argv: Argv, *, env: Mapping[str, str] | None = None, cwd: Path | None = 
     command = _command(args[0])
     process = command(*args[1:], _env=_environment(env), _cwd=os.fspath(cwd) if cwd else None,
                       _in=input_text, _out=on_stdout, _err=on_line, _tee=False, _bg=True,
-                      _bg_exc=False, _new_session=True, _ok_code=list(ok_codes))
+                      _bg_exc=False, _new_session=True, _ok_code=list(ok_codes),
+                      _pass_fds=set(_KEPT_OPEN))
     try:
         process.wait()
     except sh.ErrorReturnCode as exc:
@@ -98,6 +99,22 @@ def _command(name: str) -> sh.Command:
                         hint="run 'make host-deps' to install the build host's tools") from None
 
 
+# Open in every command (the build lock, see pipeline/lock.py) while :func:`keep_open` is active.
+_KEPT_OPEN: set[int] = set()
+
+
+@contextmanager
+def keep_open(fd: int) -> Iterator[None]:
+    """Every command run inside the ``with`` inherits ``fd`` (and keeps it until it ends)."""
+    os.set_inheritable(fd, True)
+    _KEPT_OPEN.add(fd)
+    try:
+        yield
+    finally:
+        _KEPT_OPEN.discard(fd)
+        os.set_inheritable(fd, False)
+
+
 # Added to every command's environment while :func:`extra_environment` is active (the clock
 # moved ahead for verify-repro's second build).
 _EXTRA_ENV: dict[str, str] = {}
@@ -135,7 +152,7 @@ def spawn(argv: Argv, *, env: Mapping[str, str] | None = None,
     err: str | int = os.fspath(stderr) if stderr is not None else os.devnull
     running: sh.RunningCommand = _command(args[0])(
         *args[1:], _env=_environment(env), _bg=True, _bg_exc=False, _new_session=True,
-        _out=os.devnull, _err=err)
+        _out=os.devnull, _err=err, _pass_fds=set(_KEPT_OPEN))
     return running
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.build.cache import default_cache_dir
+from ewindow_image.pipeline.cache import default_cache_dir
 
 REPO = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.build.cache import default_cache_dir
 from ewindow_image.config import ConfigLayers, load_config
+from ewindow_image.pipeline.cache import default_cache_dir
 from ewindow_image.qemu.boottest import BootSpec, BootTestError, boot
 
 from .conftest import Built, requires_root, sh

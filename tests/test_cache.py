@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.build.cache import CacheEntry, StageCache, select_prunable
 from ewindow_image.config import parse_size
+from ewindow_image.pipeline.cache import CacheEntry, StageCache, select_prunable
 from ewindow_image.trees import remove_tree
 
 from .conftest import requires_root
@@ -82,7 +82,7 @@ def test_remove_tree_never_deletes_through_a_mount(tmp_path: Path) -> None:
 
 
 def test_the_size_limit_drops_least_recently_used_and_only_unlinks_borrowed(tmp_path: Path) -> None:
-    from ewindow_image.build.cache import enforce_limit
+    from ewindow_image.pipeline.cache import enforce_limit
 
     main, seeded = StageCache(tmp_path / "main"), StageCache(tmp_path / "seeded")
     for cache, key, used in ((main, "borrowed", 100.0), (seeded, "old", 200.0), (seeded, "new", 300.0)):

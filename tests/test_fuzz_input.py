@@ -32,9 +32,9 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from ewindow_image.build.overlay import render_overlay
-from ewindow_image.build.stages.definition import Stage, load_stages
 from ewindow_image.config import Config, ConfigLayers, load_config, template_context
+from ewindow_image.pipeline.overlay import render_overlay
+from ewindow_image.pipeline.stages.definition import Stage, load_stages
 from firstboot.files import public_identity
 from firstboot.identity import derive
 

@@ -72,7 +72,7 @@ def test_values_that_would_reach_a_shell_or_file_are_refused(tmp_path: Path, tex
 
 def test_a_timezone_that_slipped_past_the_check_is_still_one_quoted_word(tmp_path: Path) -> None:
     """The second line of defence: the hook quotes the value (``| sh``)."""
-    from ewindow_image.build.stages.definition import template_env
+    from ewindow_image.pipeline.stages.definition import template_env
 
     env = template_env(tmp_path, one_line_values=True)
     rendered = env.from_string("test -e /usr/share/zoneinfo/{{ tz | sh }}").render(tz='x"; touch /tmp/P; "')

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.build.clockahead import ClockAhead
 from ewindow_image.config import ConfigLayers, load_config
 from ewindow_image.image import clock
 from ewindow_image.image import layout as image
 from ewindow_image.image.artifacts import ArtifactPaths, partial
 from ewindow_image.image.assemble import assemble_image
+from ewindow_image.pipeline.clockahead import ClockAhead
 from ewindow_image.runner import extra_environment
 
 from .conftest import requires_root

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.build.pipeline import RepoPaths
+from ewindow_image.pipeline.driver import RepoPaths
 
 from .conftest import REPO, Built, requires_root, seeded_cache, share_snapshots
 

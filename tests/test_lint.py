@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ewindow_image.build.golden_lint import lint_tree
+from ewindow_image.pipeline.golden_lint import lint_tree
 
 
 def clean_tree(tmp_path: Path) -> Path:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.build.overlay import install_files, render_overlay
-from ewindow_image.build.stages.definition import FileSpec
 from ewindow_image.config import load_config, template_context
 from ewindow_image.errors import ConfigError
+from ewindow_image.pipeline.overlay import install_files, render_overlay
+from ewindow_image.pipeline.stages.definition import FileSpec
 
 from .conftest import requires_root
 
@@ -94,7 +94,7 @@ def test_symlinked_parent_cannot_escape_the_target(tmp_path: Path, fake_target: 
 
 
 def test_project_overlays_render_with_defaults() -> None:
-    from ewindow_image.build.stages.definition import load_stages
+    from ewindow_image.pipeline.stages.definition import load_stages
 
     ctx = template_context(load_config())
     for stage in load_stages(REPO / "stages", ctx):

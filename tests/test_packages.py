@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from ewindow_image.build.cache import default_cache_dir
-from ewindow_image.build.pipeline import RepoPaths
 from ewindow_image.packages.recipe import load_recipes
 from ewindow_image.packages.source import tree_digest
 from ewindow_image.packages.toolchain import host_suite
+from ewindow_image.pipeline.cache import default_cache_dir
+from ewindow_image.pipeline.driver import RepoPaths
 
 from .conftest import SHARED_SOURCES, requires_root, source_mirrors
 

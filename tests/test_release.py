@@ -18,7 +18,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ewindow_image.apt.resolver import parse_download_uris
-from ewindow_image.build.inventory import cached_deb_name
 from ewindow_image.config import Config, ConfigLayers, load_config
 from ewindow_image.errors import ConfigError, EWindowError
 from ewindow_image.image import artifacts as art
@@ -31,6 +30,7 @@ from ewindow_image.image.manifest import (
     package_changes,
     read_versions,
 )
+from ewindow_image.pipeline.inventory import cached_deb_name
 
 from .release_checks import check_imager_list, check_sbom
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.build import epoch as epochs
-from ewindow_image.build.repro import tree_differences
 from ewindow_image.config import ConfigLayers, load_config
 from ewindow_image.errors import ConfigError, EWindowError
 from ewindow_image.image import clock
+from ewindow_image.pipeline import epoch as epochs
+from ewindow_image.pipeline.repro import tree_differences
 
 EPOCH = 1767225600
 
@@ -102,8 +102,9 @@ def test_a_copy_without_git_takes_its_newest_source_file_not_what_running_it_wro
     (tmp_path / "stages/00-base").mkdir(parents=True)
     (tmp_path / "stages/00-base/stage.yaml").write_text("description: x\n")
     os.utime(tmp_path / "stages/00-base/stage.yaml", (1650000000, 1650000000))
-    (tmp_path / "ewindow_image/build/__pycache__").mkdir(parents=True)
-    (tmp_path / "ewindow_image/build/__pycache__/plan.cpython-311.pyc").write_bytes(b"written by running it")
+    (tmp_path / "ewindow_image/pipeline/__pycache__").mkdir(parents=True)
+    pycache = tmp_path / "ewindow_image/pipeline/__pycache__"
+    (pycache / "plan.cpython-311.pyc").write_bytes(b"written by running it")
     (tmp_path / "ewindow_image/cards").mkdir()
     (tmp_path / "ewindow_image/cards/flash.py").write_text("# no part of the image\n")
     found = epochs.release_epoch(load_config(), tmp_path)

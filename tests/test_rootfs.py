@@ -4,9 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ewindow_image.apt import sources as apt_lines
-from ewindow_image.build import rootfs
 from ewindow_image.config import ConfigLayers, load_config
 from ewindow_image.image import manifest
+from ewindow_image.pipeline import rootfs
 
 
 def test_mmdebstrap_diverts_initramfs_and_keeps_no_proxy() -> None:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ewindow_image.build.stages.definition import load_stage, load_stages
 from ewindow_image.config import ConfigLayers, load_config, template_context
 from ewindow_image.errors import ConfigError
+from ewindow_image.pipeline.stages.definition import load_stage, load_stages
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -82,7 +82,7 @@ def test_only_the_first_stage_bootstraps(tmp_path: Path) -> None:
 
 
 def test_plan_reasons_put_requested_packages_before_dependencies() -> None:
-    from ewindow_image.build.plan import diff_inputs
+    from ewindow_image.pipeline.plan import diff_inputs
 
     old = {"stages/45-extra/stage.yaml (rendered)": "a", "package libc6": "2.41-1"}
     new = {"stages/45-extra/stage.yaml (rendered)": "b", "package libc6": "2.41-2",

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from ewindow_image.apt.resolver import AptResolver
-from ewindow_image.build.cache import StageCache, default_cache_dir
-from ewindow_image.build.clockahead import clock_ahead
-from ewindow_image.build.rootfs import chroot_argv
 from ewindow_image.config import ConfigLayers, load_config
+from ewindow_image.pipeline.cache import StageCache, default_cache_dir
+from ewindow_image.pipeline.clockahead import clock_ahead
+from ewindow_image.pipeline.rootfs import chroot_argv
 from ewindow_image.runner import extra_environment, run
 
 from .conftest import REPO, Built, requires_root, seeded_cache

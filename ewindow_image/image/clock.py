@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Every time the image holds, set to the release epoch (build/epoch.py), so two builds of one
+"""Every time the image holds, set to the release epoch (pipeline/epoch.py), so two builds of one
 commit give the same bytes on any day (README "Reproducing an image").
 
 - file times in the trees: mtime clamped to the epoch, atime made equal to mtime;

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from firstboot import checks
 
@@ -89,18 +90,18 @@ def read_versions(text: str) -> dict[str, str]:
     return versions
 
 
+def changed(before: Mapping[str, str], after: Mapping[str, str],
+            order: Callable[[str], Any] = str) -> Iterator[tuple[str, str | None, str | None]]:
+    """The names whose values differ between two maps, in ``order``, with the value before
+    and after (None: not there)."""
+    for name in sorted(set(before) | set(after), key=order):
+        old, new = before.get(name), after.get(name)
+        if old != new:
+            yield name, old, new
+
+
 def package_changes(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
     """What differs between two package → version maps: "systemd 257.1 → 257.2", "tmux
     added", "nano removed"; sorted by package."""
-    changes = []
-    for name in sorted(set(before) | set(after)):
-        old, new = before.get(name), after.get(name)
-        if old == new:
-            continue
-        if old is None:
-            changes.append(f"{name} {new} added")
-        elif new is None:
-            changes.append(f"{name} {old} removed")
-        else:
-            changes.append(f"{name} {old} → {new}")
-    return changes
+    return [f"{name} {new} added" if old is None else f"{name} {old} removed" if new is None
+            else f"{name} {old} → {new}" for name, old, new in changed(before, after)]

@@ -36,8 +36,8 @@ CODE_ROOT = Path(__file__).resolve().parents[2]  # the ewindow_image package
 # the stage clock's stamping of what a stage wrote (image/clock.py).
 # Hashed into every stage key. The CLI, cards, fleet, qemu and image code are not: editing or
 # moving them keeps the stage cache (tests/test_incremental.py edits cards/flash.py).
-STAGE_CODE = ("build/stages", "build/rootfs.py", "build/overlay.py", "build/localdebs.py", "apt/sources.py",
-              "image/clock.py")
+STAGE_CODE = ("pipeline/stages", "pipeline/rootfs.py", "pipeline/overlay.py", "pipeline/localdebs.py",
+              "apt/sources.py", "image/clock.py")
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@
 libfaketime (https://github.com/wolfcw/libfaketime) with a relative offset, ``FAKETIME=+3d``:
 the host's copy in LD_PRELOAD for the host's commands. Emulated arm64 programs cannot load an
 x86-64 library (ld.so would skip it with a warning), so the chroot helper
-(:data:`ewindow_image.build.rootfs._CHROOT_SCRIPT`) binds the target's own libfaketime, from
+(:data:`ewindow_image.pipeline.rootfs._CHROOT_SCRIPT`) binds the target's own libfaketime, from
 the Debian package of the target's suite and architecture fetched with the build's apt, into
 ``/run/ewindow-faketime`` and preloads that one instead: maintainer scripts, mkinitramfs and
 apt inside the tree see the later day too.

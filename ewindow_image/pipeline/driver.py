@@ -4,13 +4,11 @@
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import json
-import os
 import shutil
+import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from .epoch import ReleaseEpoch, release_epoch
 from .golden_lint import lint_tree
 from .inventory import installed_packages
 from .localdebs import LocalDeb, from_folder
+from .lock import exclusive, wait_for_strays
 from .stages.definition import Stage, load_stages
 from .stages.run import StageContext, code_digest, run_stage, stage_inputs, stage_key
 
@@ -131,19 +130,6 @@ def plan(cfg: Config, repo: RepoPaths, cache: StageCache) -> BuildPlan:
     return BuildPlan(planned, packages, ctx, sources)
 
 
-@contextmanager
-def exclusive(lock_file: Path) -> Iterator[None]:
-    """One build at a time per cache: they share the work tree."""
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with lock_file.open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EWindowError(f"another build is using {lock_file.parent}",
-                               hint="wait for it, or pass a different --cache-dir") from None
-        yield
-
-
 def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
           use_cache: bool = True) -> BuildResult:
     paths = artifact_paths(cfg, out_dir)
@@ -158,11 +144,13 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
             log.info("nothing to do: %s is up to date", paths.image)
             assert previous is not None
             return BuildResult(paths, [], {}, previous, nothing_to_do=True)
-        # A fresh work folder per build: a killed build's children may still be writing in
-        # the old one.
+        # A killed build's processes end with it (process_tree), but one may still be
+        # ending: wait for it before its tree goes.
+        wait_for_strays([cache.work, *cache.unfinished()])
         for old in sorted(cache.work.glob("*")):
             remove_tree(old)
-        work = cache.work / f"build-{os.getpid()}"
+        cache.work.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix="build-", dir=cache.work))
         tree = work / "rootfs"
         by_name = {p.recipe.name: p for p in build_plan.packages}
 
@@ -274,7 +262,7 @@ def artifacts_current(cfg: Config, paths: ArtifactPaths, planned: list[PlannedSt
 
 # The code the artifacts in out/ depend on: the stages' and the image's (assembly, manifest,
 # build-info), the source packages' and the config's. Not the CLI, cards, fleet or qemu code.
-ARTIFACT_CODE = ("build", "image", "apt", "packages", "config", "config/defaults.yaml")
+ARTIFACT_CODE = ("pipeline", "image", "apt", "packages", "config", "config/defaults.yaml")
 
 
 def package_digest() -> str:

@@ -54,7 +54,7 @@ def release_epoch(cfg: Config, root: Path) -> ReleaseEpoch:
 
 
 # What the image is made from: the stages, overlays, recipes, the window's code and the
-# builder code the artifacts depend on (build/pipeline.py ARTIFACT_CODE), not the CLI, cards,
+# builder code the artifacts depend on (pipeline/driver.py ARTIFACT_CODE), not the CLI, cards,
 # fleet or qemu code.
 IMAGE_SOURCES = ("stages", "overlays", "packages", "firstboot", "hardware",
                  "ewindow_image/build", "ewindow_image/image", "ewindow_image/apt",

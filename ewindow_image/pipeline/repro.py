@@ -5,7 +5,7 @@ The first build uses the normal cache (its stages may come from earlier days); t
 cache of its own, which shares only the downloads, the source archives and the stages named
 in ``share`` (the base, so the check takes minutes, not a full cold build). Everything else
 the second build makes itself, later, and with the wall clock of its commands moved ahead by
-``clock_ahead_days`` (build/clockahead.py): the remaining stages, the source packages, the image.
+``clock_ahead_days`` (pipeline/clockahead.py): the remaining stages, the source packages, the image.
 On a difference the two root and boot filesystems are unpacked (debugfs rdump, mcopy;
 nothing is mounted) and the files that differ are named.
 """
@@ -29,9 +29,13 @@ from ..runner import extra_environment, run
 from ..trees import remove_tree
 from .cache import StageCache
 from .clockahead import clock_ahead
-from .pipeline import BuildResult, RepoPaths, build
+from .driver import BuildResult, RepoPaths, build
 
-SHARED_DOWNLOADS = ("debs", "apt", "sources", "sysroots")  # verified or keyed inputs, not results
+# What the second build shares with the first: downloaded files (verified or keyed by what
+# they are), and by default the sysroots the source packages build against, which are
+# unpacked from downloaded .debs. --cold shares downloads alone.
+SHARED_DOWNLOADS = ("debs", "apt", "sources")
+SHARED_INPUTS = (*SHARED_DOWNLOADS, "sysroots")
 MAX_NAMED = 40
 
 
@@ -47,12 +51,13 @@ class ReproResult:
         return all(a == b for a, b in self.artifacts.values())
 
 
-def second_cache(first: StageCache, folder: Path, shared_keys: list[str]) -> StageCache:
-    """A cache of its own for the second build: links to the first's downloads and to the
-    snapshots of the shared stages, nothing else."""
+def second_cache(first: StageCache, folder: Path, shared_keys: list[str], *,
+                 cold: bool = False) -> StageCache:
+    """A cache of its own for the second build: links to the first's downloads, to its
+    sysroots unless ``cold``, and to the snapshots of the shared stages, nothing else."""
     remove_tree(folder)
     (folder / "stages").mkdir(parents=True)
-    for name in SHARED_DOWNLOADS:
+    for name in SHARED_DOWNLOADS if cold else SHARED_INPUTS:
         (first.root / name).mkdir(parents=True, exist_ok=True)
         (folder / name).symlink_to(first.root / name)
     for key in shared_keys:
@@ -61,18 +66,23 @@ def second_cache(first: StageCache, folder: Path, shared_keys: list[str]) -> Sta
 
 
 def verify(cfg: Config, repo: RepoPaths, cache: StageCache, work: Path,
-           share: tuple[str, ...] = ("00-base",), clock_ahead_days: int = 3) -> ReproResult:
+           share: tuple[str, ...] = ("00-base",), clock_ahead_days: int = 3,
+           cold: bool = False) -> ReproResult:
+    """Build twice and compare. ``cold``: the second build shares downloaded files only (no
+    stage, no sysroot, no source package build), so the whole chain is compared."""
+    share = () if cold else share
     with step("first build (the normal cache)"):
         first = build(cfg, repo, cache, work / "first")
     shared = [stage["key"] for stage in first.info["stages"] if stage["name"] in share]
-    other = second_cache(cache, work / "cache", shared)
+    other = second_cache(cache, work / "cache", shared, cold=cold)
     moved = {}
     second_clock = "not moved"
     if clock_ahead_days:
         moved = clock_ahead(clock_ahead_days, AptResolver(cfg, cache.root), cache.root).env()
         with extra_environment(moved):
             second_clock = run(["date", "-u", "+%Y-%m-%d %H:%M UTC"], capture=True).strip()
-    with step(f"second build (its own cache; shared: {', '.join(share) or 'nothing'}; "
+    shared_what = "downloads only" if cold else ", ".join(share) or "no stage"
+    with step(f"second build (its own cache; shared: {shared_what}; "
               f"its commands' clock: {second_clock})"), extra_environment(moved):
         second = build(cfg, repo, other, work / "second")
     remove_tree(other.root)  # its snapshots (GiBs) serve no later build

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
-"""The build pipeline, in the order a build runs it:
+"""The build pipeline (``build.py build``), in the order a build runs it:
 
-- :mod:`.pipeline`: plan (stage keys, source packages), run the stages, hand the tree to the
+- :mod:`.driver`: plan (stage keys, source packages), run the stages, hand the tree to the
   image step; :mod:`.plan` explains which stages rebuild and why;
 - :mod:`.stages`: the stage definitions (``stages/*/stage.yaml``) and running one stage;
 - :mod:`.rootfs`: mmdebstrap, chroot and offline systemctl commands; :mod:`.overlay`:

@@ -52,6 +52,10 @@ class StageCache:
     def entry(self, key: str) -> Path:
         return self.root / "stages" / key
 
+    def unfinished(self) -> list[Path]:
+        """Snapshots being stored or deleted (``.partial``, ``.deleting``): a build's own."""
+        return sorted(p for p in (self.root / "stages").glob("*.*") if p.suffix in (".partial", ".deleting"))
+
     def has(self, key: str) -> bool:
         return (self.entry(key) / "stage.json").is_file()
 

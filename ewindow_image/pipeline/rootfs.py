@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Command builders for the root filesystem: mmdebstrap, chroot, offline systemctl.
 
-Nothing here runs a command; :mod:`ewindow_image.build.stages.run` hands these argv lists to
+Nothing here runs a command; :mod:`ewindow_image.pipeline.stages.run` hands these argv lists to
 :func:`ewindow_image.runner.run`.
 """
 
@@ -26,6 +26,16 @@ DIVERT_INITRAMFS = (
 # mmdebstrap writes every --aptopt into this file of the target; the proxy must not stay.
 MMDEBSTRAP_APT_CONF = "/etc/apt/apt.conf.d/99mmdebstrap"
 
+# The tree's .deb folder after sync-out: emptied and made anew as Debian's apt makes it
+# (partial/ owned by _apt, mode 0700), so the tree does not depend on what the shared
+# download cache held when sync-in copied it: its partial/ came in owned by root or by _apt
+# depending on which build had made it (issue 24: one stage key, two trees).
+RESET_ARCHIVES = (
+    'set -e; A="$1/var/cache/apt/archives"; rm -rf "$A"; mkdir -m 0755 "$A"; '
+    'mkdir -m 0700 "$A/partial"; '
+    'chown "$(awk -F: \'$1 == "_apt" { print $3 }\' "$1/etc/passwd"):0" "$A/partial"'
+)
+
 
 def mmdebstrap_argv(cfg: Config, packages: Sequence[str], rootfs: Path,
                     deb_cache: Path) -> list[str]:
@@ -41,6 +51,7 @@ def mmdebstrap_argv(cfg: Config, packages: Sequence[str], rootfs: Path,
         f"--setup-hook=sync-in {cache} /var/cache/apt/archives/",
         f"--essential-hook={DIVERT_INITRAMFS}",
         f"--customize-hook=sync-out /var/cache/apt/archives {cache}",
+        f"--customize-hook={RESET_ARCHIVES}",
         f'--customize-hook=rm -f "$1{MMDEBSTRAP_APT_CONF}"',
     ]
     argv += [f"--aptopt={opt}" for opt in apt_options(cfg)]
@@ -68,7 +79,7 @@ if [ ! -e "$R/usr/sbin/policy-rc.d" ]; then
 fi
 if [ -n "${EWINDOW_GUEST_FAKETIME:-}" ]; then
   # verify-repro's clock moved ahead: the target's own libfaketime for emulated programs
-  # (the host's, in LD_PRELOAD, cannot load into them); see build/clockahead.py.
+  # (the host's, in LD_PRELOAD, cannot load into them); see pipeline/clockahead.py.
   mkdir -p "$R/run/ewindow-faketime"
   mount --bind "$EWINDOW_GUEST_FAKETIME" "$R/run/ewindow-faketime"
   env -u LD_PRELOAD chroot "$R" /usr/bin/env LD_PRELOAD=/run/ewindow-faketime/libfaketime.so.1 \

@@ -11,9 +11,9 @@ from typing import Any
 from ..config import Config
 from ..errors import EWindowError
 from ..image.artifacts import ArtifactPaths
+from ..image.manifest import changed
 from .cache import StageCache
-from .epoch import release_epoch
-from .pipeline import (
+from .driver import (
     PlannedStage,
     RepoPaths,
     artifact_paths,
@@ -22,6 +22,7 @@ from .pipeline import (
     plan,
     read_build_info,
 )
+from .epoch import release_epoch
 
 MAX_REASONS = 6
 
@@ -46,10 +47,7 @@ def diff_inputs(old: dict[str, str], new: dict[str, str], requested: tuple[str, 
         return (1 if name in wanted else 2, name)
 
     reasons = []
-    for name in sorted(set(old) | set(new), key=order):
-        before, after = old.get(name), new.get(name)
-        if before == after:
-            continue
+    for name, before, after in changed(old, new, order):
         if before is None:
             reasons.append(f"{name} added")
         elif after is None:

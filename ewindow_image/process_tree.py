@@ -1,0 +1,210 @@
+# SPDX-License-Identifier: MIT
+"""Nothing a build starts outlives it, however it ends (README "Rebuilding only what changed").
+
+A command that builds runs in a PID namespace of its own::
+
+    build.py            the host's process: waits, passes SIGINT, SIGTERM, SIGHUP on
+      └─ init           pid 1 of the namespace: reaps orphans, passes the signals on
+           └─ builder   runs the command; everything it starts is in the namespace
+
+When pid 1 of a namespace ends, the kernel kills every process in it (pid_namespaces(7),
+https://man7.org/linux/man-pages/man7/pid_namespaces.7.html), grandchildren included, and
+whatever session or process group they made for themselves. init ends when the builder ends,
+by any means (a crash, the OOM killer), and is killed with the host's process
+(PR_SET_PDEATHSIG, prctl(2)), so ``kill -9`` of build.py stops mmdebstrap, the emulated
+dpkg under it and a half-done ``cp -a`` at once. A signal to the whole process tree is not
+enough: the builder starts each command in a session of its own (so that Ctrl-C reaches the
+builder first), and those sessions would survive it.
+
+Also here: which processes use a folder (an earlier build's that are still ending), read
+from /proc like fuser(1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import select
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+CLONE_NEWPID = 0x20000000  # sched.h
+PR_SET_PDEATHSIG = 1  # prctl.h
+FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+INSIDE = "EWINDOW_PID_NAMESPACE"  # set in the namespace: a nested build.py stays in it
+
+
+def exit_status(wait_status: int) -> int:
+    """A shell's exit status for a wait status: the code, or 128 + the signal."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return code if code >= 0 else 128 - code
+
+
+def run_isolated(body: Callable[[], int]) -> int:
+    """Run ``body`` in a PID namespace of its own and return its exit status.
+
+    Needs root (CAP_SYS_ADMIN); without it, or inside such a namespace already, ``body`` runs
+    here as it is."""
+    if os.geteuid() != 0 or os.environ.get(INSIDE):
+        return body()
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWPID) != 0:  # e.g. a container that forbids it
+        logging.getLogger("ewindow").debug("no PID namespace: %s", os.strerror(ctypes.get_errno()))
+        return body()
+    alive_read, alive_write = os.pipe()  # EOF for init when this process is gone
+    sys.stdout.flush()
+    sys.stderr.flush()
+    init = os.fork()  # pid 1 of the new namespace
+    if init == 0:
+        os.close(alive_write)
+        _init(libc, alive_read, body)
+    os.close(alive_read)
+    # After unshare, a fork from here would land in the namespace, which is gone once init
+    # ends: this process only waits.
+    for signum in FORWARDED:
+        signal.signal(signum, lambda signum, frame: _send(init, signum))
+    _, wait_status = os.waitpid(init, 0)
+    _say_if_killed(wait_status)
+    return exit_status(wait_status)
+
+
+def _say_if_killed(wait_status: int) -> None:
+    if os.WIFSIGNALED(wait_status):
+        with contextlib.suppress(OSError):
+            print(f"error: the builder was killed ({signal.Signals(os.WTERMSIG(wait_status)).name}), "
+                  "and every process it had started with it; nothing unfinished is kept",
+                  file=sys.stderr, flush=True)
+
+
+def _send(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _init(libc: ctypes.CDLL, alive: int, body: Callable[[], int]) -> None:
+    """pid 1: start the builder, pass signals on, reap every child, end with the builder."""
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if select.select([alive], [], [], 0)[0]:  # the host's process died before prctl
+        os._exit(137)
+    # Its own process group: a Ctrl-C on the terminal reaches the host's process alone,
+    # which passes it on once.
+    os.setpgid(0, 0)
+    os.environ[INSIDE] = "1"
+    builder = 0
+    pending: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        if builder:
+            _send(builder, signum)
+        else:
+            pending.append(signum)
+
+    for signum in FORWARDED:
+        signal.signal(signum, forward)
+    builder = os.fork()
+    if builder == 0:
+        _builder(alive, body)
+    for waiting in pending:
+        _send(builder, waiting)
+    while True:
+        try:
+            pid, wait_status = os.wait()  # orphans are reparented to pid 1: reap them too
+        except ChildProcessError:
+            os._exit(70)
+        if pid == builder:
+            _say_if_killed(wait_status)
+            os._exit(exit_status(wait_status))
+
+
+def _builder(alive: int, body: Callable[[], int]) -> None:
+    os.close(alive)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+    status = 70
+    try:
+        status = body()
+    finally:
+        try:
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:  # the terminal went away (SIGHUP)
+            pass
+        os._exit(status)
+
+
+@dataclass(frozen=True)
+class Process:
+    pid: int
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.pid} {self.name}"
+
+
+def processes_using(folders: Sequence[Path], files: Sequence[Path] = ()) -> list[Process]:
+    """Processes (other than this one) whose root, working folder or an open file is under
+    one of ``folders``, or that hold one of ``files`` open: fuser(1), from /proc (the pids as
+    /proc's namespace numbers them)."""
+    prefixes = tuple(os.fspath(f).rstrip("/") + "/" for f in folders)
+    wanted = {(s.st_dev, s.st_ino) for s in (_stat(f) for f in files) if s is not None}
+    me = os.readlink("/proc/self")
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or entry.name == me:
+            continue
+        if _uses(Path(entry.path), prefixes, wanted):
+            found.append(Process(int(entry.name), _name(Path(entry.path))))
+    return sorted(found, key=lambda p: p.pid)
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
+
+
+def _uses(proc: Path, prefixes: tuple[str, ...], wanted: set[tuple[int, int]]) -> bool:
+    links = [proc / "root", proc / "cwd"]
+    try:
+        links += [proc / "fd" / fd for fd in os.listdir(proc / "fd")]
+    except OSError:  # gone, or a kernel thread
+        pass
+    for link in links:
+        try:
+            target = os.readlink(link)
+        except OSError:
+            continue
+        if (target + "/").startswith(prefixes):
+            return True
+        if wanted and link.parent.name == "fd":
+            found = _stat(link)
+            if found is not None and (found.st_dev, found.st_ino) in wanted:
+                return True
+    return False
+
+
+def _name(proc: Path) -> str:
+    try:
+        return (proc / "comm").read_text().strip()
+    except OSError:
+        return "?"
+
+
+def start_time(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks after boot, /proc/PID/stat field 22): with
+    the pid, it names one process, not a later one given the same pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])

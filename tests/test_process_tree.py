@@ -1,0 +1,219 @@
+# SPDX-License-Identifier: MIT
+"""Nothing a build starts outlives it (issue 23): the PID namespace of process_tree, the
+signals build.py takes, and the build lock that waits for a killed build's last processes.
+
+Real processes, real signals: a helper script runs the CLI's own signal handling around a
+body that starts commands through the builder's runner, the way a stage does."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from ewindow_image.errors import EWindowError
+from ewindow_image.pipeline.lock import exclusive, wait_for_strays
+from ewindow_image.process_tree import processes_using
+
+from .conftest import REPO, requires_root
+
+pytestmark = requires_root
+
+# Runs ``body`` as build.py runs a command: the CLI's handlers (SIGTERM and SIGHUP as Ctrl-C,
+# exit 130), in a PID namespace. The body starts, through the runner, a command in a session
+# of its own with a grandchild, and a grandchild that makes a new session for itself.
+HELPER = textwrap.dedent("""
+    import argparse, sys, time
+    sys.path.insert(0, {repo!r})
+    from ewindow_image import cli
+    from ewindow_image.log import setup_logging
+    from ewindow_image.process_tree import run_isolated
+    from ewindow_image.runner import run
+
+    def body(args):
+        if {orphan!r}:
+            run(["sh", "-c", "sleep {marker}1 >/dev/null 2>&1 &"])  # left behind, reparented
+            time.sleep(1.5)
+            return 0
+        run(["sh", "-c", "setsid sleep {marker}2 & sleep {marker}3 & exec sleep {marker}4"])
+        return 0
+
+    setup_logging(False)
+    args = argparse.Namespace(handler=body, debug=False, command="test")
+    sys.exit(run_isolated(lambda: cli.run_command(args)))
+""")
+
+
+def marked(marker: str) -> list[int]:
+    """pids of the sleeps a helper started (their argv carries the marker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0] == b"sleep" and len(argv) > 1 and argv[1].startswith(marker.encode()):
+            found.append(int(entry.name))
+    return found
+
+
+def start(tmp_path: Path, *, orphan: bool = False) -> tuple[subprocess.Popen[str], str]:
+    marker = str(random.randint(10**6, 10**7))  # sleep MARKER1 … MARKER4: hours, and ours
+    script = tmp_path / "helper.py"
+    script.write_text(HELPER.format(repo=str(REPO), marker=marker, orphan=orphan))
+    process = subprocess.Popen([sys.executable, str(script)], stderr=subprocess.PIPE, text=True)
+    return process, marker
+
+
+def wait_for(predicate: object, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():  # type: ignore[operator]
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
+def test_no_process_outlives_build_py_whatever_signal_ends_it(tmp_path: Path, signum: int) -> None:
+    process, marker = start(tmp_path)
+    assert wait_for(lambda: len(marked(marker)) == 3), "the helper's commands did not start"
+    process.send_signal(signum)
+    status = process.wait(timeout=60)
+    assert wait_for(lambda: marked(marker) == [], timeout=5), f"left running: {marked(marker)}"
+    if signum == signal.SIGKILL:
+        assert status == -signal.SIGKILL
+    else:  # Ctrl-C, kill and a dropped SSH session: the same orderly stop
+        assert status == 130
+        assert "interrupted" in (process.stderr.read() if process.stderr else "")
+
+
+def test_the_builder_killed_by_itself_takes_its_commands_along(tmp_path: Path) -> None:
+    """As the OOM killer would: SIGKILL to the builder, not to build.py."""
+    process, marker = start(tmp_path)
+    assert wait_for(lambda: len(marked(marker)) == 3)
+    init = children(process.pid)
+    assert len(init) == 1, init
+    builder = children(init[0])
+    assert len(builder) == 1, builder
+    os.kill(builder[0], signal.SIGKILL)
+    assert process.wait(timeout=30) == 128 + signal.SIGKILL
+    assert wait_for(lambda: marked(marker) == [], timeout=5), f"left running: {marked(marker)}"
+    assert "killed" in (process.stderr.read() if process.stderr else "")
+
+
+def test_a_command_left_in_the_background_ends_with_the_build(tmp_path: Path) -> None:
+    process, marker = start(tmp_path, orphan=True)
+    assert wait_for(lambda: len(marked(marker)) == 1)
+    assert process.wait(timeout=30) == 0
+    assert wait_for(lambda: marked(marker) == [], timeout=5)
+
+
+def running(pid: int) -> bool:
+    """Not ended: ``pid`` exists and is no zombie (/proc/PID/stat's state)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def killed_build_holding_the_lock(lock: Path, seconds: float) -> int:
+    """A build that took the lock, started a command (which holds the lock too) and was
+    killed: returns the pid of that command, still running."""
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from pathlib import Path
+        from ewindow_image.pipeline.lock import exclusive
+        from ewindow_image.runner import spawn
+        with exclusive(Path({str(lock)!r})):
+            child = spawn(["sleep", "{seconds}"])
+            print(child.pid, flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    return int(result.stdout.split()[0])
+
+
+def test_a_killed_builds_last_command_is_waited_for(tmp_path: Path,
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    lock = tmp_path / "build.lock"
+    sleeper = killed_build_holding_the_lock(lock, 2)
+    assert running(sleeper)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="ewindow"), exclusive(lock):
+        waited = time.monotonic() - started
+        assert not running(sleeper)  # it had ended before the lock was had
+    assert 0.5 < waited < 10
+    assert f"{sleeper} sleep" in caplog.text and "waiting for its processes to end" in caplog.text
+
+
+def test_a_stuck_process_of_a_killed_build_is_named(tmp_path: Path) -> None:
+    lock = tmp_path / "build.lock"
+    sleeper = killed_build_holding_the_lock(lock, 30)
+    try:
+        with pytest.raises(EWindowError, match=rf"still hold .*build.lock after 1 s: {sleeper} sleep"), \
+                exclusive(lock, wait=1):
+            pass
+    finally:
+        os.kill(sleeper, signal.SIGKILL)
+
+
+def test_a_live_build_is_refused_not_waited_for(tmp_path: Path) -> None:
+    lock = tmp_path / "build.lock"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(REPO)!r})
+        from pathlib import Path
+        from ewindow_image.pipeline.lock import exclusive
+        with exclusive(Path({str(lock)!r})):
+            print("locked", flush=True)
+            time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        refused = rf"another build \(pid {holder.pid}\) is using"
+        with pytest.raises(EWindowError, match=refused), exclusive(lock):
+            pass
+        assert time.monotonic() - started < 2
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_strays_in_the_work_tree_are_found_and_waited_for(tmp_path: Path) -> None:
+    work = tmp_path / "work" / "build-1"
+    work.mkdir(parents=True)
+    stray = subprocess.Popen(["sleep", "1.5"], cwd=work)
+    try:
+        assert [p.pid for p in processes_using([tmp_path / "work"])] == [stray.pid]
+        assert processes_using([tmp_path / "elsewhere"]) == []
+        started = time.monotonic()
+        wait_for_strays([tmp_path / "work"], wait=20)
+        assert stray.poll() is not None and time.monotonic() - started > 0.5
+    finally:
+        stray.kill()
+        stray.wait()
+    with subprocess.Popen(["sleep", "30"], cwd=work) as stuck:
+        try:
+            with pytest.raises(EWindowError, match=rf"after 1 s: {stuck.pid} sleep"):
+                wait_for_strays([tmp_path / "work"], wait=1)
+        finally:
+            stuck.kill()

@@ -109,3 +109,32 @@ def test_a_copy_without_git_takes_its_newest_source_file_not_what_running_it_wro
     (tmp_path / "ewindow_image/cards/flash.py").write_text("# no part of the image\n")
     found = epochs.release_epoch(load_config(), tmp_path)
     assert found == epochs.ReleaseEpoch(1650000000, "newest file of the checkout (no git)")
+
+
+def test_exact_comparison_sees_folder_times_attributes_and_hard_links(tmp_path: Path) -> None:
+    """What two stage trees of one key must also agree in (issue 24)."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for tree in (first, second):
+        (tree / "var/cache/apt/archives/partial").mkdir(parents=True)
+        (tree / "bin").mkdir()
+        (tree / "bin/ping").write_bytes(b"ping")
+        (tree / "bin/a").write_text("a")
+        os.symlink("a", tree / "bin/link")
+    os.link(second / "bin/a", second / "bin/b")
+    (first / "bin/b").write_text("a")
+    os.setxattr(first / "bin/ping", "user.ewindow", b"cap")
+    for tree in (first, second):
+        for path in sorted(tree.rglob("*"), reverse=True):
+            os.utime(path, (EPOCH, EPOCH), follow_symlinks=False)
+    os.utime(second / "var/cache/apt/archives/partial", (EPOCH, EPOCH + 1))
+    os.utime(second / "bin/link", (EPOCH, EPOCH + 1), follow_symlinks=False)
+    assert list(tree_differences(first, second, "")) == []  # the image comparison's view
+    assert list(tree_differences(first, second, "", exact=True)) == [
+        "/bin/a (hard links)",
+        "/bin/b (hard links)",
+        "/bin/link (mtime)",
+        "/bin/ping (extended attributes)",
+        "/var/cache/apt/archives/partial (mtime)",
+    ]
+    os.chown(second / "var/cache/apt/archives/partial", 42, 0)
+    assert "/var/cache/apt/archives/partial (mode or owner)" in tree_differences(first, second, "")

@@ -16,6 +16,7 @@ import filecmp
 import json
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,8 +140,11 @@ def differing_files(first: Path, second: Path, work: Path) -> Iterator[str]:
     shutil.rmtree(work)
 
 
-def tree_differences(left: Path, right: Path, label: str) -> Iterator[str]:
-    """Paths whose presence, type, content, mode, owner or mtime differ."""
+def tree_differences(left: Path, right: Path, label: str, *, exact: bool = False) -> Iterator[str]:
+    """Paths whose presence, type, content, mode, owner or mtime (whole seconds, files only)
+    differ. ``exact``: also every entry's mtime to the nanosecond, folders and links
+    included, its extended attributes (file capabilities, ACLs) and its hard-link count:
+    two stage trees that one key names must agree in all of it."""
     names = sorted(set(os.listdir(left)) | set(os.listdir(right)))
     for name in names:
         a, b = left / name, right / name
@@ -151,15 +155,36 @@ def tree_differences(left: Path, right: Path, label: str) -> Iterator[str]:
         sa, sb = a.lstat(), b.lstat()
         if (sa.st_mode, sa.st_uid, sa.st_gid) != (sb.st_mode, sb.st_uid, sb.st_gid):
             yield f"{where} (mode or owner)"
-        elif a.is_symlink():
+            continue
+        if exact:
+            yield from _exact_differences(a, b, where)
+        if a.is_symlink():
             if os.readlink(a) != os.readlink(b):
                 yield f"{where} (link target)"
         elif a.is_dir():
-            yield from tree_differences(a, b, where)
+            yield from tree_differences(a, b, where, exact=exact)
         elif not filecmp.cmp(a, b, shallow=False):
             yield f"{where} (content)"
-        elif int(sa.st_mtime) != int(sb.st_mtime):
+        elif not exact and int(sa.st_mtime) != int(sb.st_mtime):
             yield f"{where} (mtime)"
+
+
+def _exact_differences(a: Path, b: Path, where: str) -> Iterator[str]:
+    sa, sb = a.lstat(), b.lstat()
+    if sa.st_mtime_ns != sb.st_mtime_ns:
+        yield f"{where} (mtime)"
+    if not stat.S_ISDIR(sa.st_mode) and sa.st_nlink != sb.st_nlink:
+        yield f"{where} (hard links)"
+    if _xattrs(a) != _xattrs(b):
+        yield f"{where} (extended attributes)"
+
+
+def _xattrs(path: Path) -> dict[str, bytes]:
+    try:
+        return {name: os.getxattr(path, name, follow_symlinks=False)
+                for name in os.listxattr(path, follow_symlinks=False)}
+    except OSError:  # a file system without them
+        return {}
 
 
 def report(result: ReproResult) -> list[str]:

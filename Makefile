@@ -36,7 +36,7 @@ help:
 	@echo "make flash      DEVICE=/dev/sdX SITE=site.yaml [WINDOW_NAME=name]: write and personalise a card"
 	@echo "make packages   PeerVPN and cjdns .debs from source into OUT/packages ([ARCH=amd64|arm64], for hubs)"
 	@echo "make plan       show which stages would rebuild and why (changes nothing) [MANIFEST=old.manifest]"
-	@echo "make verify-repro  build twice (second with its own cache) and compare the bytes"
+	@echo "make verify-repro  build twice (second with its own cache) and compare the bytes [COLD=1]"
 	@echo "make boot-test  boot the built image under qemu (virt and raspi3b)"
 	@echo "make config     print the resolved config"
 	@echo "make bench      run the benchmarks in bench/"
@@ -54,7 +54,7 @@ flash: host-deps venv
 	$(SUDO) $(PY) build.py flash $(DEVICE) $(BUILD_ARGS) $(HOSTNAME_ARG) $(if $(FORCE),--force)
 
 verify-repro: host-deps venv
-	$(SUDO) $(PY) build.py verify-repro $(BUILD_ARGS)
+	$(SUDO) $(PY) build.py verify-repro $(BUILD_ARGS) $(if $(COLD),--cold)
 
 boot-test: host-deps venv
 	$(SUDO) $(PY) build.py boot-test $(BUILD_ARGS)
@@ -67,7 +67,7 @@ config: venv
 
 # Slow tests (image build, qemu boots) are marked and still run here. `.ci/run` calls this.
 test: test-deps venv
-	$(SUDO) $(PY) -m pytest
+	$(SUDO) $(PY) -m pytest --durations=25
 
 test-fast: venv
 	$(PY) -m pytest -m "not slow"

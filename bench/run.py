@@ -14,6 +14,11 @@ the same run; never asserts a time. Run as root: ``make bench`` (all) or
 - ``packages``     the source packages: each package's build per architecture (sysroot
                    included), the cold default image (PeerVPN and cjdns from source) vs a cold
                    image without them, and the no-op rebuild; warm .deb and source caches
+- ``isolation``    a cold build (fresh stage cache; downloads and source packages shared) and
+                   the no-op rebuild, run in the PID namespace (process_tree) and without it
+                   (EWINDOW_PID_NAMESPACE=1), alternating
+- ``verify-repro`` ``verify-repro`` in its default mode (00-base shared) vs ``--cold``
+                   (nothing but downloads shared), on the built image's config
 - ``repro``        what reproducibility costs: a cold build (fresh stage cache), then on its
                    final tree the image step with and without the reproducibility measures,
                    the stage clock's tree walks, and the release files (manifest hashes, SBOM)
@@ -113,6 +118,51 @@ def bench_builds(cache: StageCache) -> list[str]:
         ("one package added", package, "45-extra (apt, emulated) and later + image"),
     ]
     return report("Builds, warm .deb cache", rows, "cold build")
+
+
+def shared_cache(cache: StageCache, target: Path, names: tuple[str, ...]) -> Path:
+    target.mkdir(parents=True)
+    for name in names:
+        if (cache.root / name).exists():
+            (target / name).symlink_to(cache.root / name)
+    return target
+
+
+def bench_isolation(cache: StageCache) -> list[str]:
+    """What the PID namespace costs a build: the same cold build and no-op rebuild with it and
+    without it, alternating, each in a fresh stage cache sharing downloads and packages."""
+    seconds: dict[str, list[float]] = {"namespace": [], "none": []}
+    noop: dict[str, list[float]] = {"namespace": [], "none": []}
+    with tempfile.TemporaryDirectory(prefix="ewindow-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        for run_number, mode in enumerate(("none", "namespace", "namespace", "none")):
+            folder = tmp / f"{run_number}-{mode}"
+            bench_cache = shared_cache(cache, folder / "cache", ("debs", "apt", "sources", "sysroots",
+                                                                 "packages"))
+            build = [sys.executable, str(REPO / "build.py"), "build", "--cache-dir", str(bench_cache),
+                     "--out", str(folder / "out")]
+            env = {"EWINDOW_PID_NAMESPACE": "1"} if mode == "none" else {}
+            seconds[mode].append(timed(build, env))
+            noop[mode].append(timed(build, env))
+            subprocess.run(["rm", "-rf", "--one-file-system", str(folder)], check=True)
+    rows = [
+        ("cold build, no namespace", min(seconds["none"]), "best of 2"),
+        ("cold build, PID namespace", min(seconds["namespace"]), "best of 2"),
+        ("no-op rebuild, no namespace", min(noop["none"]), "best of 2"),
+        ("no-op rebuild, PID namespace", min(noop["namespace"]), "best of 2"),
+    ]
+    return report("A build in its own PID namespace", rows, "cold build, no namespace")
+
+
+def bench_verify_repro(cache: StageCache, out: Path) -> list[str]:
+    """verify-repro's default mode (00-base shared) against --cold (downloads only)."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ewindow-bench-") as tmp_name:
+        for mode, extra in (("default", []), ("--cold", ["--cold"])):
+            argv = [sys.executable, str(REPO / "build.py"), "verify-repro", "--out", str(out),
+                    "--work", str(Path(tmp_name) / mode), *extra]
+            rows.append((mode, timed(argv), "first build up to date; the second in its own cache"))
+    return report("verify-repro", rows, "default")
 
 
 def bench_packages(cache: StageCache) -> list[str]:
@@ -297,7 +347,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="*",
-                        default=["qemu-cpu", "compression", "snapshots", "builds", "packages", "repro"])
+                        default=["qemu-cpu", "compression", "snapshots", "builds", "packages", "repro",
+                                 "isolation", "verify-repro"])
     parser.add_argument("--out", type=Path, default=REPO / "out")
     parser.add_argument("--json", type=Path, help="also write the tables here")
     args = parser.parse_args()
@@ -324,6 +375,10 @@ def main() -> int:
         lines += bench_packages(cache)
     if "repro" in args.cases:
         lines += bench_repro(cache)
+    if "isolation" in args.cases:
+        lines += bench_isolation(cache)
+    if "verify-repro" in args.cases:
+        lines += bench_verify_repro(cache, args.out)
     print("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps(lines))

@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: MIT
 """An interrupt storm (issue 23): builds of a copy of the checkout, each after an edit to an
 overlay file, each ended by SIGKILL, SIGHUP, SIGTERM or SIGINT at a seeded random moment,
-some during a cache restore, some during an emulated apt run; then one build to the end.
+during a cache restore, during an emulated apt run, during the image's assembly, or anywhere;
+then one build to the end.
 
-It must exit 0, leave no process of the earlier builds running, and give the same image,
-byte for byte, as the session's image (the same commit, built once without interruption).
+Each interrupted build leaves no process running and no artifact under a final name; one
+with the same edit as the build before resumes after the stages that one finished. The last
+build exits 0 and gives the same image, byte for byte, as the session's image (the same
+commit, built once without interruption).
 The storm's cache shares the downloads, the source packages and the stages before
 40-ewindow with the main cache (as verify-repro shares the base), so every build redoes
 40-ewindow to 90-finalise and the image; the overlay edited is 40-ewindow's.
@@ -42,7 +45,8 @@ SEED = int(os.environ.get("EWINDOW_STORM_SEED", "23"))
 MOMENTS = {
     "restore": ("==> restore ", (0.0, 1.0)),  # cp -a of a snapshot into the work tree
     "apt": ("==> stage 42-agent", (4.0, 14.0)),  # apt-get update/install, emulated
-    "any": ("==> plan", (10.0, 60.0)),
+    "assemble": ("==> assemble image", (0.5, 4.0)),  # mke2fs, mcopy under faketime
+    "any": ("==> plan", (10.0, 40.0)),
 }
 
 
@@ -51,16 +55,19 @@ class Interruption:
     edit: str  # the overlay edit before this build: the same edit twice resumes the first's stages
     signum: signal.Signals
     moment: str
+    resumes: str = ""  # a log line this build must show: it took the stages the one before finished
 
 
 STORM = (
     Interruption("a", signal.SIGKILL, "restore"),
     Interruption("b", signal.SIGHUP, "apt"),
-    Interruption("b", signal.SIGKILL, "apt"),  # resumes from 40-ewindow, stored by the one before
-    Interruption("c", signal.SIGTERM, "restore"),
-    Interruption("c", signal.SIGINT, "any"),
+    Interruption("b", signal.SIGKILL, "apt", resumes="==> restore 40-ewindow from the cache"),
+    Interruption("c", signal.SIGTERM, "assemble"),
+    Interruption("c", signal.SIGINT, "any", resumes="==> restore 90-finalise from the cache"),
     Interruption("d", signal.SIGKILL, "any"),
 )
+FINAL_SUFFIXES = (".img", ".img.zst", ".img.xz", ".img.bmap", ".manifest", ".build-info.json",
+                  ".spdx.json", "SHA256SUMS")
 
 
 def storm_cache(tmp: Path) -> Path:
@@ -104,7 +111,7 @@ def still_running(processes: list[tuple[int, int | None]]) -> list[int]:
 
 
 def interrupt(argv: list[str], env: dict[str, str], interruption: Interruption, rng: random.Random,
-              where: str) -> None:
+              where: str, out: Path) -> None:
     marker, (low, high) = MOMENTS[interruption.moment]
     process = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     reached = threading.Event()
@@ -133,6 +140,10 @@ def interrupt(argv: list[str], env: dict[str, str], interruption: Interruption, 
     while still_running(tree) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert still_running(tree) == [], f"{where}: left running {still_running(tree)}\n{log}"
+    leftovers = [p.name for p in out.glob("*") if p.name.endswith(FINAL_SUFFIXES)]
+    assert leftovers == [], f"{where}: artifacts under final names: {leftovers}"
+    if interruption.resumes:
+        assert interruption.resumes in "".join(lines), f"{where}: did not resume\n{log}"
 
 
 def test_a_storm_of_interruptions_then_one_build_gives_the_same_image(built: Built, tmp_path: Path) -> None:
@@ -151,7 +162,7 @@ def test_a_storm_of_interruptions_then_one_build_gives_the_same_image(built: Bui
         edited.write_bytes(original + f"# storm edit {interruption.edit}\n".encode())
         where = (f"storm seed {SEED}, build {number}: {interruption.signum.name} during "
                  f"{interruption.moment}")
-        interrupt(argv, env, interruption, rng, where)
+        interrupt(argv, env, interruption, rng, where, tmp_path / "out")
     storm_seconds = time.monotonic() - started
 
     edited.write_bytes(original)

@@ -138,3 +138,31 @@ def test_exact_comparison_sees_folder_times_attributes_and_hard_links(tmp_path: 
     ]
     os.chown(second / "var/cache/apt/archives/partial", 42, 0)
     assert "/var/cache/apt/archives/partial (mode or owner)" in tree_differences(first, second, "")
+
+
+def test_cold_verify_repro_compares_the_stage_trees_key_by_key(tmp_path: Path) -> None:
+    """One key, one tree: each stage both caches hold is compared exactly and named when it
+    differs; a stage one cache lacks, or shares by a link, is not compared."""
+    import json
+
+    from ewindow_image.pipeline.cache import StageCache
+    from ewindow_image.pipeline.repro import ReproResult, compared_stage_trees
+
+    first, second = StageCache(tmp_path / "first"), StageCache(tmp_path / "second")
+    for cache, owner in ((first, 0), (second, 42)):
+        for key in ("k0", "k1"):
+            tree = cache.entry(key) / "rootfs/var/cache/apt/archives/partial"
+            tree.mkdir(parents=True)
+            (cache.entry(key) / "stage.json").write_text(json.dumps({"stage": key}))
+            if key == "k0":
+                os.chown(tree, owner, 0)
+    (first.entry("k2") / "rootfs").mkdir(parents=True)
+    (first.entry("k2") / "stage.json").write_text("{}")
+    for path in tmp_path.rglob("*"):
+        os.utime(path, (EPOCH, EPOCH))
+    stages = [{"name": "00-base", "key": "k0"}, {"name": "10-boot", "key": "k1"},
+              {"name": "20-system", "key": "k2"}]
+    found = compared_stage_trees(stages, first, second)
+    assert found == {"00-base": ("/var/cache/apt/archives/partial (mode or owner)",), "10-boot": ()}
+    assert not ReproResult({"x.img": ("a", "a")}, (), stage_trees=found).same
+    assert ReproResult({"x.img": ("a", "a")}, (), stage_trees={"10-boot": ()}).same

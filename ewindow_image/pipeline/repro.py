@@ -18,7 +18,7 @@ import os
 import shutil
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..apt.resolver import AptResolver
@@ -46,10 +46,12 @@ class ReproResult:
     differing_files: tuple[str, ...]  # inside the partitions, when the images differ
     package_changes: tuple[str, ...] = ()  # the mirror changed between the builds
     second_clock: str = "not moved"  # the date the second build's commands saw
+    # --cold: stage name → what differs between the two caches' trees of its key
+    stage_trees: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def same(self) -> bool:
-        return all(a == b for a, b in self.artifacts.values())
+        return all(a == b for a, b in self.artifacts.values()) and not any(self.stage_trees.values())
 
 
 def second_cache(first: StageCache, folder: Path, shared_keys: list[str], *,
@@ -86,6 +88,10 @@ def verify(cfg: Config, repo: RepoPaths, cache: StageCache, work: Path,
     with step(f"second build (its own cache; shared: {shared_what}; "
               f"its commands' clock: {second_clock})"), extra_environment(moved):
         second = build(cfg, repo, other, work / "second")
+    stage_trees: dict[str, tuple[str, ...]] = {}
+    if cold:
+        with step("compare the stage trees of the two caches, key by key"):
+            stage_trees = compared_stage_trees(first.info["stages"], cache, other)
     remove_tree(other.root)  # its snapshots (GiBs) serve no later build
     artifacts = compared_artifacts(cfg, first, second)
     packages = tuple(package_changes(read_versions(first.artifacts.manifest.read_text()),
@@ -96,7 +102,21 @@ def verify(cfg: Config, repo: RepoPaths, cache: StageCache, work: Path,
             differing = tuple(differing_files(first.artifacts.image, second.artifacts.image,
                                               work / "unpacked"))
             (work / "differences.txt").write_text("".join(f"{line}\n" for line in differing))
-    return ReproResult(artifacts, differing, packages, second_clock)
+    return ReproResult(artifacts, differing, packages, second_clock, stage_trees)
+
+
+def compared_stage_trees(stages: list[dict[str, str]], first: StageCache,
+                         second: StageCache) -> dict[str, tuple[str, ...]]:
+    """For each stage that both caches hold under one key, the paths whose content, type,
+    mode, owner, times, extended attributes or hard links differ: one key must name one tree,
+    not only one image after 90-finalise has removed what differed."""
+    found = {}
+    for stage in stages:
+        key = stage["key"]
+        if first.has(key) and second.has(key) and not second.entry(key).is_symlink():
+            found[stage["name"]] = tuple(tree_differences(first.entry(key) / "rootfs",
+                                                          second.entry(key) / "rootfs", "", exact=True))
+    return found
 
 
 def compared_artifacts(cfg: Config, first: BuildResult, second: BuildResult) -> dict[str, tuple[str, str]]:
@@ -163,6 +183,9 @@ def tree_differences(left: Path, right: Path, label: str, *, exact: bool = False
                 yield f"{where} (link target)"
         elif a.is_dir():
             yield from tree_differences(a, b, where, exact=exact)
+        elif not stat.S_ISREG(sa.st_mode):  # a device node, fifo or socket: never opened
+            if sa.st_rdev != sb.st_rdev:
+                yield f"{where} (device number)"
         elif not filecmp.cmp(a, b, shallow=False):
             yield f"{where} (content)"
         elif not exact and int(sa.st_mtime) != int(sb.st_mtime):
@@ -195,6 +218,9 @@ def report(result: ReproResult) -> list[str]:
         lines.append(f"the mirror served other packages to the second build "
                      f"({len(result.package_changes)}):")
         lines += [f"  {change}" for change in result.package_changes[:MAX_NAMED]]
+    for name, paths in result.stage_trees.items():
+        lines.append(f"stage {name}: {'same tree in both caches' if not paths else 'TREES DIFFER:'}")
+        lines += [f"  {path}" for path in paths[:MAX_NAMED]]
     if result.differing_files:
         lines.append(f"{len(result.differing_files)} files differ inside the image:")
         lines += [f"  {path}" for path in result.differing_files[:MAX_NAMED]]

@@ -100,15 +100,23 @@ def chroot_argv(rootfs: Path, command: str,
     return argv
 
 
+# apt and dpkg in a stage write nothing that depends on when or after what the stage ran, so
+# that the tree follows from the stage's key (issue 24): no logs (apt's history, term and
+# planner logs, dpkg.log carry the wall clock), no binary package caches (built from the
+# day's package lists), and no ldconfig aux-cache (inode numbers and ctimes of the libraries).
+QUIET_APT = ("Dir::Log::History=/dev/null", "Dir::Log::Terminal=/dev/null", "Dir::Log::Planner=/dev/null",
+             "DPkg::Options::=--log=/dev/null", "Dir::Cache::pkgcache=", "Dir::Cache::srcpkgcache=")
+
+
 def apt_install_script(cfg: Config, packages: Sequence[str]) -> str:
     """apt inside the target for a later stage's packages; options are not left behind."""
-    opts = " ".join(f"-o {shlex.quote(o.replace(' ', '=', 1).replace(chr(34), ''))}"
-                    for o in apt_options(cfg))
+    options = [o.replace(" ", "=", 1).replace(chr(34), "") for o in apt_options(cfg)] + list(QUIET_APT)
+    opts = " ".join(f"-o {shlex.quote(o)}" for o in options)
     names = " ".join(shlex.quote(p) for p in packages)
     return (f"apt-get {opts} update -q && "
             f"apt-get {opts} install -q -y --no-install-recommends {names} && "
             # The archive cache is a bind mount of the shared host cache: no apt-get clean.
-            "rm -rf /var/lib/apt/lists/*")
+            "rm -rf /var/lib/apt/lists/* /var/cache/ldconfig/aux-cache")
 
 
 def systemctl_enable_argv(rootfs: Path, units: Sequence[str]) -> list[str]:

@@ -100,12 +100,13 @@ def chroot_argv(rootfs: Path, command: str,
     return argv
 
 
-# apt and dpkg in a stage write nothing that depends on when or after what the stage ran, so
+# apt and dpkg in a stage leave nothing that depends on when or after what the stage ran, so
 # that the tree follows from the stage's key (issue 24): no logs (apt's history, term and
-# planner logs, dpkg.log carry the wall clock), no binary package caches (built from the
-# day's package lists), and no ldconfig aux-cache (inode numbers and ctimes of the libraries).
+# planner logs and dpkg.log carry the wall clock), and afterwards no binary package caches
+# (built from the day's package lists) and no ldconfig aux-cache (the libraries' inode
+# numbers and ctimes).
 QUIET_APT = ("Dir::Log::History=/dev/null", "Dir::Log::Terminal=/dev/null", "Dir::Log::Planner=/dev/null",
-             "DPkg::Options::=--log=/dev/null", "Dir::Cache::pkgcache=", "Dir::Cache::srcpkgcache=")
+             "DPkg::Options::=--log=/dev/null")
 
 
 def apt_install_script(cfg: Config, packages: Sequence[str]) -> str:
@@ -116,7 +117,7 @@ def apt_install_script(cfg: Config, packages: Sequence[str]) -> str:
     return (f"apt-get {opts} update -q && "
             f"apt-get {opts} install -q -y --no-install-recommends {names} && "
             # The archive cache is a bind mount of the shared host cache: no apt-get clean.
-            "rm -rf /var/lib/apt/lists/* /var/cache/ldconfig/aux-cache")
+            "rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/ldconfig/aux-cache")
 
 
 def systemctl_enable_argv(rootfs: Path, units: Sequence[str]) -> list[str]:

@@ -198,6 +198,20 @@ def test_a_live_build_is_refused_not_waited_for(tmp_path: Path) -> None:
         holder.wait()
 
 
+def test_commands_inherit_the_lock_above_the_low_descriptors(tmp_path: Path) -> None:
+    """A command run under the lock holds it, under a number of 100 or more: mmdebstrap's
+    hook pipe must stay below 10 (dash), so no inherited fd may take a low number."""
+    from ewindow_image.runner import run
+
+    with exclusive(tmp_path / "build.lock"):
+        listing = run(["ls", "-l", "/proc/self/fd"], capture=True)
+    inherited = {int(line.split()[-3]): line.split()[-1] for line in listing.splitlines()
+                 if "->" in line}
+    assert {fd for fd, target in inherited.items() if target.endswith("build.lock")} == {100}
+    assert sorted(fd for fd in inherited if fd > 2 and not inherited[fd].endswith("build.lock")) \
+        in ([], [3])  # ls' own listing of /proc/self/fd
+
+
 def test_strays_in_the_work_tree_are_found_and_waited_for(tmp_path: Path) -> None:
     work = tmp_path / "work" / "build-1"
     work.mkdir(parents=True)

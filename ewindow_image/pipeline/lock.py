@@ -24,6 +24,7 @@ from ..process_tree import processes_using, start_time
 # How long a build waits for the processes of a killed one to end; the kernel kills them at
 # once (their PID namespace is gone), so this is only for one stuck in I/O.
 STRAY_WAIT = 60.0
+INHERITED_FD = 100  # the lowest number the lock's descriptor may have (see exclusive)
 
 
 def _owner_record() -> str:
@@ -54,7 +55,14 @@ def exclusive(lock_file: Path, *, wait: float = STRAY_WAIT) -> Iterator[None]:
     """Hold the cache's lock; refuse when a live build holds it, wait (up to ``wait``
     seconds) for the processes of a dead one that still hold it."""
     lock_file.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    opened = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    # Every command inherits the lock under this number: a high one, so that it takes none of
+    # the low numbers a command's own files get. mmdebstrap hands apt a pipe by number for a
+    # /bin/sh hook (`cat >&N`, https://gitlab.mister-muffin.de/josch/mmdebstrap, "Keep-Fds"),
+    # and dash reads one digit only: an inherited fd 4 pushed that pipe to 10 under libfaketime
+    # ("Syntax error: Bad fd number", verify-repro --cold).
+    fd = fcntl.fcntl(opened, fcntl.F_DUPFD_CLOEXEC, INHERITED_FD)
+    os.close(opened)
     try:
         if not _try_lock(fd):
             _wait_for_dead_owner(fd, lock_file, wait)

@@ -4,7 +4,8 @@ overlay file, each ended by SIGKILL, SIGHUP, SIGTERM or SIGINT at a seeded rando
 during a cache restore, during an emulated apt run, during the image's assembly, or anywhere;
 then one build to the end.
 
-Each interrupted build leaves no process running and no artifact under a final name; one
+Each interrupted build leaves no process running, no half-written file and no build-info or
+SHA256SUMS (which would claim a finished set; a complete .img keeps its name); one
 with the same edit as the build before resumes after the stages that one finished. The last
 build exits 0 and gives the same image, byte for byte, as the session's image (the same
 commit, built once without interruption).
@@ -66,8 +67,7 @@ STORM = (
     Interruption("c", signal.SIGINT, "any", resumes="==> restore 90-finalise from the cache"),
     Interruption("d", signal.SIGKILL, "any"),
 )
-FINAL_SUFFIXES = (".img", ".img.zst", ".img.xz", ".img.bmap", ".manifest", ".build-info.json",
-                  ".spdx.json", "SHA256SUMS")
+UNFINISHED = (".partial", ".build-info.json", "SHA256SUMS")
 
 
 def storm_cache(tmp: Path) -> Path:
@@ -140,8 +140,10 @@ def interrupt(argv: list[str], env: dict[str, str], interruption: Interruption, 
     while still_running(tree) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert still_running(tree) == [], f"{where}: left running {still_running(tree)}\n{log}"
-    leftovers = [p.name for p in out.glob("*") if p.name.endswith(FINAL_SUFFIXES)]
-    assert leftovers == [], f"{where}: artifacts under final names: {leftovers}"
+    # nothing half-written: no .partial left, and no build-info or SHA256SUMS, which would
+    # claim a finished set (a complete .img or .bmap may keep its name)
+    leftovers = [p.name for p in out.glob("*") if p.name.endswith(UNFINISHED)]
+    assert leftovers == [], f"{where}: unfinished or claimed artifacts: {leftovers}"
     if interruption.resumes:
         assert interruption.resumes in "".join(lines), f"{where}: did not resume\n{log}"
 

@@ -166,21 +166,29 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
         with step("lint the image tree"):
             check_golden(cfg, tree)
         out_dir.mkdir(parents=True, exist_ok=True)
-        with step("assemble image"):
-            start = time.monotonic()
-            log.info("    SOURCE_DATE_EPOCH %d (%s)", epoch.seconds, epoch.source)
-            layout = assemble_image(cfg, tree, work / "bootfs", paths, epoch.seconds)
-            timings["assemble image"] = time.monotonic() - start
-        info = build_info(cfg, repo, reports, layout_info=layout, epoch=epoch)
-        info["source_packages"] = [p.pin() for p in build_plan.packages]
-        with step("write artifacts"):
-            built = {p["name"]: f"built from {p['upstream']} (commit {p['commit']})"
-                     for p in info["source_packages"]}
-            packages = installed_packages(tree, build_plan.ctx.apt, build_plan.ctx.local_debs, cache.debs,
-                                          built)
-            release = ReleaseInputs(packages, epoch.seconds, str(info["git_revision"]),
-                                    f"ewindow-image-{__version__}")
-            publish_artifacts(cfg, tree, paths, info, timings, release)
+        try:
+            with step("assemble image"):
+                start = time.monotonic()
+                log.info("    SOURCE_DATE_EPOCH %d (%s)", epoch.seconds, epoch.source)
+                layout = assemble_image(cfg, tree, work / "bootfs", paths, epoch.seconds)
+                timings["assemble image"] = time.monotonic() - start
+            info = build_info(cfg, repo, reports, layout_info=layout, epoch=epoch)
+            info["source_packages"] = [p.pin() for p in build_plan.packages]
+            with step("write artifacts"):
+                built = {p["name"]: f"built from {p['upstream']} (commit {p['commit']})"
+                         for p in info["source_packages"]}
+                packages = installed_packages(tree, build_plan.ctx.apt, build_plan.ctx.local_debs,
+                                              cache.debs, built)
+                release = ReleaseInputs(packages, epoch.seconds, str(info["git_revision"]),
+                                        f"ewindow-image-{__version__}")
+                publish_artifacts(cfg, tree, paths, info, timings, release)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM, SIGHUP) or failed: the half-written files go (a
+            # 1.4 GB .img.partial); a complete artifact keeps its name, and without
+            # build-info and SHA256SUMS the set is not taken as finished.
+            for unfinished in [*out_dir.glob(f"{paths.stem}*.partial"), out_dir / "SHA256SUMS.partial"]:
+                unfinished.unlink(missing_ok=True)
+            raise
         remove_tree(work)
     return BuildResult(paths, reports, timings, info)
 

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """An interrupt storm (issue 23): builds of a copy of the checkout, each after an edit to an
 overlay file, each ended by SIGKILL, SIGHUP, SIGTERM or SIGINT at a seeded random moment,
-during a cache restore, during an emulated apt run, during the image's assembly, or anywhere;
+during a cache restore, an emulated apt run, the image's assembly, its compression, or anywhere;
 then one build to the end.
 
 Each interrupted build leaves no process running, no half-written file and no build-info or
@@ -47,6 +47,7 @@ MOMENTS = {
     "restore": ("==> restore ", (0.0, 1.0)),  # cp -a of a snapshot into the work tree
     "apt": ("==> stage 42-agent", (4.0, 14.0)),  # apt-get update/install, emulated
     "assemble": ("==> assemble image", (0.5, 4.0)),  # mke2fs, mcopy under faketime
+    "write": ("==> write artifacts", (1.0, 6.0)),  # bmaptool, zstd (before xz)
     "any": ("==> plan", (10.0, 40.0)),
 }
 
@@ -64,7 +65,7 @@ STORM = (
     Interruption("b", signal.SIGHUP, "apt"),
     Interruption("b", signal.SIGKILL, "apt", resumes="==> restore 40-ewindow from the cache"),
     Interruption("c", signal.SIGTERM, "assemble"),
-    Interruption("c", signal.SIGINT, "any", resumes="==> restore 90-finalise from the cache"),
+    Interruption("c", signal.SIGINT, "write", resumes="==> restore 90-finalise from the cache"),
     Interruption("d", signal.SIGKILL, "any"),
 )
 UNFINISHED = (".partial", ".build-info.json", "SHA256SUMS")

@@ -16,6 +16,16 @@ dpkg under it and a half-done ``cp -a`` at once. A signal to the whole process t
 enough: the builder starts each command in a session of its own (so that Ctrl-C reaches the
 builder first), and those sessions would survive it.
 
+The namespace has a mount namespace of its own too, with a private /dev/shm: what its
+processes leave there goes with it. libfaketime 0.9.10 (verify-repro's clock moved ahead,
+pipeline/clockahead.py) names a semaphore and a shared-memory object after each preloaded
+process's pid and leaves them behind when that process exec's; every build numbers its
+processes from 1 again, so on the host's /dev/shm the leftovers of earlier builds collide
+with the next build's pids, and a process whose inherited names have gone stale and whose
+own are taken exits ("sem_open failed and recreation attempts failed",
+https://github.com/wolfcw/libfaketime/blob/v0.9.10/src/libfaketime.c, ``ft_shm_init``). Mounts
+the build makes are private to it (the chroot helper's are private already).
+
 Also here: which processes use a folder (an earlier build's that are still ending), read
 from /proc like fuser(1).
 """
@@ -34,6 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLONE_NEWPID = 0x20000000  # sched.h
+CLONE_NEWNS = 0x00020000
+MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x4000, 0x40000  # sys/mount.h
 PR_SET_PDEATHSIG = 1  # prctl.h
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 INSIDE = "EWINDOW_PID_NAMESPACE"  # set in the namespace: a nested build.py stays in it
@@ -54,7 +66,7 @@ def run_isolated(body: Callable[[], int]) -> int:
         return body()
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWPID) != 0:  # e.g. a container that forbids it
-        logging.getLogger("ewindow").debug("no PID namespace: %s", os.strerror(ctypes.get_errno()))
+        _debug("no PID namespace: %s", os.strerror(ctypes.get_errno()))
         return body()
     alive_read, alive_write = os.pipe()  # EOF for init when this process is gone
     sys.stdout.flush()
@@ -93,6 +105,7 @@ def _init(libc: ctypes.CDLL, alive: int, body: Callable[[], int]) -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if select.select([alive], [], [], 0)[0]:  # the host's process died before prctl
         os._exit(137)
+    _private_shm(libc)
     # Its own process group: a Ctrl-C on the terminal reaches the host's process alone,
     # which passes it on once.
     os.setpgid(0, 0)
@@ -121,6 +134,20 @@ def _init(libc: ctypes.CDLL, alive: int, body: Callable[[], int]) -> None:
         if pid == builder:
             _say_if_killed(wait_status)
             os._exit(exit_status(wait_status))
+
+
+def _private_shm(libc: ctypes.CDLL) -> None:
+    """A mount namespace whose mounts stay in it, with an empty tmpfs on /dev/shm; where that
+    cannot be had (a container that forbids it), the host's, as before."""
+    if libc.unshare(CLONE_NEWNS) != 0 or libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None) != 0:
+        _debug("no mount namespace: %s", os.strerror(ctypes.get_errno()))
+        return
+    if libc.mount(b"shm", b"/dev/shm", b"tmpfs", MS_NOSUID | MS_NODEV, b"mode=1777") != 0:
+        _debug("no private /dev/shm: %s", os.strerror(ctypes.get_errno()))
+
+
+def _debug(message: str, *args: object) -> None:
+    logging.getLogger("ewindow").debug(message, *args)
 
 
 def _builder(alive: int, body: Callable[[], int]) -> None:
@@ -200,11 +227,26 @@ def _name(proc: Path) -> str:
         return "?"
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """/proc/PID/stat after the command name (which may hold spaces and parentheses): field 3
+    (the state) is item 0."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def start_time(pid: int) -> int | None:
     """When process ``pid`` started (clock ticks after boot, /proc/PID/stat field 22): with
     the pid, it names one process, not a later one given the same pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def running(pid: int, started: int | None = None) -> bool:
+    """``pid`` exists and has not ended (a zombie has); with ``started`` (its
+    :func:`start_time`), it is still that process, not a later one given its pid."""
+    fields = _stat_fields(pid)
+    if not fields or fields[0] == "Z":
+        return False
+    return started is None or int(fields[19]) == started

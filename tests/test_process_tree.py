@@ -21,7 +21,7 @@ import pytest
 
 from ewindow_image.errors import EWindowError
 from ewindow_image.pipeline.lock import exclusive, wait_for_strays
-from ewindow_image.process_tree import processes_using
+from ewindow_image.process_tree import processes_using, run_isolated, running
 
 from .conftest import REPO, requires_root
 
@@ -124,14 +124,6 @@ def test_a_command_left_in_the_background_ends_with_the_build(tmp_path: Path) ->
     assert wait_for(lambda: marked(marker) == [], timeout=5)
 
 
-def running(pid: int) -> bool:
-    """Not ended: ``pid`` exists and is no zombie (/proc/PID/stat's state)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def killed_build_holding_the_lock(lock: Path, seconds: float) -> int:
     """A build that took the lock, started a command (which holds the lock too) and was
     killed: returns the pid of that command, still running."""
@@ -231,3 +223,43 @@ def test_strays_in_the_work_tree_are_found_and_waited_for(tmp_path: Path) -> Non
                 wait_for_strays([tmp_path / "work"], wait=1)
         finally:
             stuck.kill()
+
+
+def test_a_build_has_its_own_dev_shm_and_mounts(tmp_path: Path) -> None:
+    """What a build's processes leave in /dev/shm (libfaketime's pid-named semaphores) and the
+    mounts it makes go with it: the next build, numbering its processes from 1 again, meets
+    none of them."""
+    marker = f"ewindow-test-{random.randint(10**6, 10**7)}"
+    mountpoint = tmp_path / "mounted"
+    mountpoint.mkdir()
+    script = textwrap.dedent(f"""
+        import os, sys
+        sys.path.insert(0, {str(REPO)!r})
+        from ewindow_image.process_tree import run_isolated
+        from ewindow_image.runner import run
+
+        def body():
+            listing = run(["sh", "-c", "ls -A /dev/shm; touch /dev/shm/{marker}; "
+                           "mount -t tmpfs scratch {mountpoint}; touch {mountpoint}/inside"], capture=True)
+            print(repr(listing.split()), flush=True)
+            return 0 if os.path.exists("/dev/shm/{marker}") else 3
+
+        sys.exit(run_isolated(body))
+    """)
+    left_before = Path(f"/dev/shm/{marker}-host")
+    left_before.touch()  # as an earlier build's leftover would be
+    try:
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "[]"  # empty for the build, the host's leftovers unseen
+        assert not Path(f"/dev/shm/{marker}").exists()
+        assert not (mountpoint / "inside").exists()
+        assert str(mountpoint) not in Path("/proc/mounts").read_text()
+    finally:
+        left_before.unlink()
+
+
+def test_a_build_without_namespaces_still_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside a build's namespace already (a nested build.py), the body runs as it is."""
+    monkeypatch.setenv("EWINDOW_PID_NAMESPACE", "1")
+    assert run_isolated(lambda: 7) == 7

@@ -33,7 +33,7 @@ import pytest
 
 from ewindow_image.pipeline.cache import default_cache_dir
 from ewindow_image.pipeline.driver import RepoPaths
-from ewindow_image.process_tree import processes_using, start_time
+from ewindow_image.process_tree import processes_using, running, start_time
 
 from .conftest import REPO, Built, requires_root
 
@@ -101,14 +101,7 @@ def descendants(pid: int) -> list[tuple[int, int | None]]:
 
 
 def still_running(processes: list[tuple[int, int | None]]) -> list[int]:
-    def alive(pid: int, started: int | None) -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return False
-        return state != "Z" and start_time(pid) == started
-
-    return [pid for pid, started in processes if alive(pid, started)]
+    return [pid for pid, started in processes if started is not None and running(pid, started)]
 
 
 def interrupt(argv: list[str], env: dict[str, str], interruption: Interruption, rng: random.Random,

@@ -4,22 +4,28 @@
 ``Depends`` is computed the way dpkg-shlibdeps does it, without needing the target's dpkg
 database: every shared library a binary needs (ELF ``DT_NEEDED``, read with pyelftools) is
 looked up in the ``shlibs`` files of the sysroot's .debs (``libcrypto 3 libssl3t64 (>=
-3.0.0)``). A library that no sysroot package provides is an error, not a guess.
+3.0.0)``), read in-process with python-debian. A library that no sysroot package provides is
+an error, not a guess, and so is a sysroot .deb that cannot be read: an earlier version ran
+``dpkg-deb --info DEB shlibs`` and took every failure for "no shlibs file", so one failed
+dpkg-deb (seen once in CI, under verify-repro's libfaketime) silently lost libc6's entry.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import tarfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from debian.arfile import ArError
+from debian.debfile import DebError as DebFileError
+from debian.debfile import DebFile
 from elftools.common.exceptions import ELFError
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 
-from ..errors import CommandError, EWindowError
-from ..runner import run
+from ..errors import EWindowError
 from .recipe import Recipe
 
 SONAME = re.compile(r"^(?P<name>.+)\.so\.(?P<version>[0-9.]+)$")
@@ -56,18 +62,23 @@ def parse_shlibs(text: str) -> dict[str, str]:
     return found
 
 
-def shlibs_argv(deb: Path) -> list[str]:
-    return ["dpkg-deb", "--info", os.fspath(deb), "shlibs"]
+def shlibs_file(deb: Path) -> str:
+    """The ``shlibs`` control file of ``deb``; "" for a package without one (headers, data)."""
+    try:
+        control = DebFile(os.fspath(deb)).control
+        if not control.has_file("shlibs"):
+            return ""
+        content = control.get_content("shlibs", encoding="utf-8")
+    except (ArError, DebFileError, OSError, EOFError, UnicodeDecodeError, tarfile.TarError) as error:
+        raise DebError(f"{deb}: not a readable Debian package ({error})") from error
+    return str(content or "")
 
 
 def shlibs_of_debs(debs: Iterable[Path]) -> dict[str, str]:
     """soname → dependency, from the ``shlibs`` control files of ``debs``."""
     found: dict[str, str] = {}
     for deb in sorted(debs):
-        try:
-            found.update(parse_shlibs(run(shlibs_argv(deb), capture=True)))
-        except CommandError:
-            continue  # a package without a shlibs file (headers, data)
+        found.update(parse_shlibs(shlibs_file(deb)))
     return found
 
 

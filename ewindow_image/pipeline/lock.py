@@ -19,7 +19,7 @@ from pathlib import Path
 from .. import runner
 from ..errors import EWindowError
 from ..log import log
-from ..process_tree import processes_using, start_time
+from ..process_tree import processes_using, running, start_time
 
 # How long a build waits for the processes of a killed one to end; the kernel kills them at
 # once (their PID namespace is gone), so this is only for one stuck in I/O.
@@ -39,7 +39,7 @@ def _owner_alive(record: str) -> tuple[int, bool] | None:
     if len(fields) != 2 or not all(f.isdigit() for f in fields):
         return None
     pid, started = int(fields[0]), int(fields[1])
-    return pid, start_time(pid) == started
+    return pid, running(pid, started)
 
 
 def _try_lock(fd: int) -> bool:

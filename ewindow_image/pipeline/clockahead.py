@@ -11,14 +11,15 @@ apt inside the tree see the later day too.
 
 ``NO_FAKE_STAT``: file times read back are the real ones, as on a real later day (files from
 .debs keep their times). ``FAKETIME_DONT_FAKE_MONOTONIC``: timeouts keep working.
-``FAKETIME_FLSHM``: no process hands its shared-memory names down. Each process preloaded with
-libfaketime 0.9.10 makes a semaphore named after its pid (``/dev/shm/sem.faketime_sem_PID``)
-and passes the name to its children in ``FAKETIME_SHARED``; a child whose parent has gone
-makes its own, and exits ("sem_open failed and recreation attempts failed") when that name
-is taken by a leftover (a process that exec'd never unlinks its own). Inside the build's PID
-namespace every build numbers its processes from 1 again, so leftovers of earlier builds
-always collide; without a name handed down there is nothing to recreate (src/libfaketime.c,
-``ft_shm_really_init``). Not moved:
+Shared memory: libfaketime keeps a semaphore and a shared-memory object per process tree,
+named after a pid and left behind by every process that exec's; only the "start at" modes
+need them, not a relative offset. The target's library (trixie: a 2024 snapshot) takes
+``FAKETIME_DISABLE_SHM`` and makes none; the host's (bookworm: 0.9.10) knows neither that nor
+``FAKETIME_FLSHM`` (both came later, https://github.com/wolfcw/libfaketime/commits), so the
+build's namespace gives its processes a /dev/shm of their own (process_tree.py): leftovers of
+an earlier build, whose processes were numbered from 1 as well, can no longer make a
+process whose inherited names went stale exit ("sem_open failed and recreation attempts
+failed", src/libfaketime.c ``ft_shm_init``). Not moved:
 the builder's own Python process (it writes no time into anything), mmdebstrap's chroot
 (00-base is shared with the first build unless ``--share ''``), statically linked programs
 and the times the kernel gives new files (the stage clock and the clamp rewrite those).
@@ -47,7 +48,7 @@ class ClockAhead:
 
     def env(self) -> dict[str, str]:
         return {"LD_PRELOAD": str(self.host_library), "FAKETIME": f"+{self.days}d",
-                "FAKETIME_DONT_FAKE_MONOTONIC": "1", "NO_FAKE_STAT": "1", "FAKETIME_FLSHM": "1",
+                "FAKETIME_DONT_FAKE_MONOTONIC": "1", "NO_FAKE_STAT": "1", "FAKETIME_DISABLE_SHM": "1",
                 GUEST_ENV: str(self.guest_library_dir)}
 
 

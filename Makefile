@@ -28,12 +28,13 @@ TEST_PACKAGES := $(HOST_PACKAGES) shellcheck device-tree-compiler cpio openssh-c
 
 ARCH ?=
 
-.PHONY: image packages flash test test-fast boot-test plan config lint bench host-deps test-deps venv clean help verify-repro
+.PHONY: image packages flash station test test-fast boot-test plan config lint bench host-deps test-deps venv clean help verify-repro
 
 help:
 	@echo "make image      build out/*.img and its artifacts (SITE=site.yaml SET='key=value ...')"
 	@echo "make test       run the whole test suite, including an image build and qemu boots"
 	@echo "make flash      DEVICE=/dev/sdX SITE=site.yaml [WINDOW_NAME=name]: write and personalise a card"
+	@echo "make station    SITE=site.yaml [INVENTORY=names.yaml] [PARALLEL=N] [COUNT=N]: write every card put in"
 	@echo "make packages   PeerVPN and cjdns .debs from source into OUT/packages ([ARCH=amd64|arm64], for hubs)"
 	@echo "make plan       show which stages would rebuild and why (changes nothing) [MANIFEST=old.manifest]"
 	@echo "make verify-repro  build twice (second with its own cache) and compare the bytes [COLD=1]"
@@ -52,6 +53,12 @@ packages: host-deps venv
 flash: host-deps venv
 	@test -n "$(DEVICE)" || { echo "usage: make flash DEVICE=/dev/sdX SITE=site.yaml" >&2; exit 2; }
 	$(SUDO) $(PY) build.py flash $(DEVICE) $(BUILD_ARGS) $(HOSTNAME_ARG) $(if $(FORCE),--force)
+
+# A flashing station: writes and personalises every card put into a reader after it started
+# (README "Flashing many cards"); Ctrl-C stops it.
+station: host-deps venv
+	$(SUDO) $(PY) build.py station $(BUILD_ARGS) $(if $(INVENTORY),--inventory $(INVENTORY)) \
+		$(if $(PARALLEL),--parallel $(PARALLEL)) $(if $(COUNT),--count $(COUNT))
 
 verify-repro: host-deps venv
 	$(SUDO) $(PY) build.py verify-repro $(BUILD_ARGS) $(if $(COLD),--cold)

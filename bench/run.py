@@ -15,7 +15,7 @@ the same run; never asserts a time. Run as root: ``make bench`` (all) or
                    included), the cold default image (PeerVPN and cjdns from source) vs a cold
                    image without them, and the no-op rebuild; warm .deb and source caches
 - ``isolation``    a cold build (fresh stage cache; downloads and source packages shared) and
-                   the no-op rebuild, run in the PID namespace (process_tree) and without it
+                   the no-op rebuild, run in the PID and mount namespace (process_tree) and without it
                    (EWINDOW_PID_NAMESPACE=1), alternating
 - ``verify-repro`` ``verify-repro`` in its default mode (00-base shared) vs ``--cold``
                    (nothing but downloads shared), on the built image's config

@@ -17,9 +17,10 @@ PLUMBING = {"errors", "log", "runner", "retry", "hostdeps", "trees", "process_tr
 # what each part may import besides itself and the shared plumbing
 ALLOWED = {
     "cli": {"commands"},
-    "commands": {"pipeline", "cards", "fleet", "qemu", "image", "packages", "apt", "config"},
+    "commands": {"pipeline", "cards", "station", "fleet", "qemu", "image", "packages", "apt", "config"},
     "pipeline": {"image", "packages", "apt", "config"},
     "cards": {"config"},
+    "station": {"cards", "config"},
     "fleet": {"config"},
     "qemu": set(),
     "image": {"config"},
@@ -99,7 +100,7 @@ def test_the_cli_only_assembles_the_command_groups() -> None:
               for name, parser in sub.choices.items()}
     assert groups == {"build": "image", "config": "image", "plan": "image", "packages": "image",
                       "cache": "image", "verify-repro": "image", "personalise": "cards",
-                      "flash": "cards", "identity": "fleet", "hosts": "fleet", "network": "fleet",
+                      "flash": "cards", "station": "cards", "identity": "fleet", "hosts": "fleet", "network": "fleet",
                       "boot-test": "checks"}
 
 

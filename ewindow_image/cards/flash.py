@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import EWindowError
 from ..runner import run
 
-LSBLK_COLUMNS = "NAME,TYPE,RM,HOTPLUG,TRAN,SIZE,MODEL,MOUNTPOINTS"
+LSBLK_COLUMNS = "NAME,TYPE,RM,HOTPLUG,TRAN,SIZE,MODEL,RO,MOUNTPOINTS"
 
 
 class FlashRefused(EWindowError):
@@ -33,16 +33,18 @@ class Disk:
     size: int
     model: str
     mountpoints: tuple[str, ...]  # of the disk and everything on it (partitions, LVM, …)
+    read_only: bool = False  # the card's lock switch, or a read-only loop device
+    mounted: tuple[tuple[str, str], ...] = ()  # (device, mount point) of each mount on it
 
 
 def lsblk_argv(device: Path) -> list[str]:
     return ["lsblk", "--json", "--bytes", "--paths", "-o", LSBLK_COLUMNS, os.fspath(device)]
 
 
-def _mountpoints(node: dict[str, Any]) -> list[str]:
-    found = [m for m in (node.get("mountpoints") or []) if m]
+def _mounts(node: dict[str, Any]) -> list[tuple[str, str]]:
+    found = [(str(node["name"]), str(m)) for m in (node.get("mountpoints") or []) if m]
     for child in node.get("children") or []:
-        found += _mountpoints(child)
+        found += _mounts(child)
     return found
 
 
@@ -52,8 +54,10 @@ def parse_lsblk(text: str) -> Disk:
     # SD slots wired to the SoC (mmcblkN) report RM=0; they are still cards.
     removable = (bool(node.get("rm")) or bool(node.get("hotplug")) or node.get("tran") in ("usb", "mmc")
                  or os.path.basename(name).startswith("mmcblk"))
+    mounts = _mounts(node)
     return Disk(name, str(node.get("type")), removable, int(node.get("size") or 0),
-                str(node.get("model") or "").strip(), tuple(_mountpoints(node)))
+                str(node.get("model") or "").strip(), tuple(m for _, m in mounts), bool(node.get("ro")),
+                tuple(mounts))
 
 
 def check_target(disk: Disk, image_size: int, *, force: bool) -> list[str]:
@@ -63,6 +67,8 @@ def check_target(disk: Disk, image_size: int, *, force: bool) -> list[str]:
         raise FlashRefused(f"{disk.path} holds the running system's / — refusing, even with --force")
     if disk.kind == "part":
         raise FlashRefused(f"{disk.path} is a partition; give the whole card (e.g. /dev/sdb, not /dev/sdb1)")
+    if disk.read_only:
+        raise FlashRefused(f"{disk.path} is read-only: is the card's lock switch on?")
     warnings = []
     if disk.mountpoints:
         message = f"{disk.path} is mounted at {', '.join(disk.mountpoints)}"

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""One card's commands: personalise (an image or a card), flash (write, then personalise)."""
+"""The cards' commands: personalise (an image or a card), flash (write, then personalise),
+station (many cards, as they are put in)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..errors import EWindowError
+from ..errors import ConfigError, EWindowError
 from ..log import log
 from .common import command, config_options, load, out_option
 
@@ -32,6 +33,32 @@ def add_commands(sub: Any) -> None:
     out_option(flash)
     flash.add_argument("--hostname", default="", help="this window's name (default: derived from its MAC)")
     flash.add_argument("--force", action="store_true", help="also write a non-removable or mounted disk")
+
+    station = command(sub, "station", "a flashing station: write and personalise every card put in",
+                      "Watches for SD cards put into the readers after it started (or named with\n"
+                      "--device) and writes each with bmaptool, then personalises it with the next free\n"
+                      "name of --inventory. Never writes a disk that was present when it started, the\n"
+                      "system disk, or a non-removable disk. Unmounts what a desktop mounted of a card\n"
+                      "before writing it. Every card is recorded in the station log (JSON lines).\n"
+                      "Runs until Ctrl-C, or until --count cards have ended. Needs root.", cmd_station)
+    config_options(station)
+    station.add_argument("--inventory", type=Path, default=None, metavar="FILE",
+                         help="YAML list of the windows' names, each optionally with its own wifi/vpn "
+                              "settings (default: firstboot names each window from its MAC)")
+    station.add_argument("--parallel", type=int, default=0, metavar="N",
+                         help="cards written at once (default: one per card reader present)")
+    station.add_argument("--count", type=int, default=0, metavar="N",
+                         help="stop after N cards have ended, written or not (default: until Ctrl-C)")
+    station.add_argument("--device", type=Path, action="append", default=[], metavar="DEV",
+                         help="also write this card, already in its reader (repeatable)")
+    station.add_argument("--log", type=Path, default=None, metavar="FILE",
+                         help="the station log (default: station-log.jsonl beside secrets_file, "
+                              "else beside --inventory, else here)")
+    station.add_argument("--image", type=Path, default=None, help="image (default: the built one)")
+    out_option(station)
+    station.add_argument("--test-devices", action="append", default=[], metavar="GLOB",
+                         help="TESTS ONLY: also write non-removable whole disks matching GLOB "
+                              "(loop devices standing in for cards, e.g. '/dev/loop*')")
 
 
 def cmd_personalise(args: argparse.Namespace) -> int:
@@ -68,3 +95,39 @@ def cmd_flash(args: argparse.Namespace) -> int:
     log.info("%s is ready: put it into the window. At first boot it writes its identity to "
              "ewindow/identity.json on the boot partition (build.py hosts reads it).", args.device)
     return 0
+
+
+def cmd_station(args: argparse.Namespace) -> int:
+    import pyudev
+
+    from .. import hostdeps
+    from ..config import ConfigLayers
+    from ..pipeline.driver import artifact_paths
+    from ..station import devices
+    from ..station.display import display_for
+    from ..station.loop import Settings, Station
+    from ..station.prepare import image_of, names_and_deployments, station_log
+
+    if not 0 <= args.parallel <= 64:
+        raise ConfigError("station", "--parallel", f"{args.parallel} is outside 0..64")
+    if args.count < 0:
+        raise ConfigError("station", "--count", f"{args.count} is negative")
+    for device in args.device:
+        if not str(device).startswith("/dev/"):
+            raise ConfigError("station", "--device", f"{device}: expected a device under /dev")
+    cfg = load(args)
+    hostdeps.require_root("writing SD cards")
+    hostdeps.require_tools(hostdeps.FLASH_TOOLS)
+    layers = ConfigLayers(tuple(args.config), tuple(args.overrides))
+    image = image_of(args.image or artifact_paths(cfg, args.out).image)
+    record = station_log(cfg, args.inventory, args.log)
+    names, card_settings = names_and_deployments(layers, cfg, image.path, args.inventory, record)
+    context = pyudev.Context()
+    parallel = args.parallel or max(1, devices.readers(context))
+    log.info("station: image %s (sha256 %s…, %d MB to write per card); log %s; %s", image.path,
+             image.sha256[:12], image.mapped // 10**6, record.path,
+             f"{names.free()} free names in {args.inventory}" if names else "windows named from their MACs")
+    settings = Settings(image, parallel, args.count, tuple(args.device), tuple(args.test_devices),
+                        card_settings)
+    entries = Station(settings, names, record, display_for()).run(context)
+    return 0 if all(e.result.value == "written" for e in entries) else 1

@@ -7,6 +7,7 @@ an error names the file the bad value came from:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import enum
@@ -162,10 +163,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 @dataclass(frozen=True)
 class ConfigLayers:
     """Inputs to :func:`load_config`, as given on the command line: site files in order
-    (``-c`` may be repeated), then ``--set`` overrides."""
+    (``-c`` may be repeated), then ``--set`` overrides. ``card_layers``: one window's own
+    settings (an inventory entry of the flashing station), named by where they came from,
+    over the secrets file and under ``--set``."""
 
     site_files: tuple[Path, ...] = ()
     overrides: tuple[str, ...] = ()
+    card_layers: tuple[tuple[str, Mapping[str, Any]], ...] = ()
 
 
 def _load_secrets_file(path: Path, named_in: str) -> dict[str, Any]:
@@ -235,6 +239,8 @@ def load_config(layers: ConfigLayers = ConfigLayers()) -> Config:
     if secrets is not None:
         path, named_in = secrets
         _merge(data, _load_secrets_file(path, named_in), str(path), sources)
+    for source, card_layer in layers.card_layers:
+        _merge(data, copy.deepcopy(dict(card_layer)), source, sources)
     for layer in overrides:
         _merge(data, layer, "--set", sources)
     built = _build(Config, data, "", sources)

@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: MIT
+"""Everything the station checks before it watches for cards: the image and its bmap, every
+inventory entry's card settings (as the window will check them), where the station log
+goes and the names it has already handed out. A mistake here stops the station before any
+card is touched."""
+
+from __future__ import annotations
+
+import hashlib
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..cards.personalise import deployment, image_vpn_settings
+from ..config import Config, ConfigLayers
+from ..errors import ConfigError, EWindowError
+from .inventory import Names, load_entries, windows
+from .record import LOG_NAME, StationLog
+from .writing import Image
+
+MAX_BMAP_BYTES = 16 << 20
+
+
+def image_of(path: Path) -> Image:
+    bmap = path.with_name(path.name + ".bmap")
+    if not path.is_file() or not bmap.is_file():
+        raise EWindowError(f"{path} or its .bmap is missing", hint="build it first: make image")
+    if bmap.stat().st_size > MAX_BMAP_BYTES:
+        raise ConfigError(str(bmap), "(file)", "larger than a bmap file can be")
+    try:
+        root = ElementTree.fromstring(bmap.read_bytes())
+        block = int((root.findtext("BlockSize") or "").strip())
+        mapped = int((root.findtext("MappedBlocksCount") or "").strip()) * block
+        size = int((root.findtext("ImageSize") or "").strip())
+    except (ElementTree.ParseError, ValueError) as exc:
+        raise ConfigError(str(bmap), "(file)", f"not a bmap file ({str(exc)[:80]})") from None
+    if size != path.stat().st_size:
+        raise ConfigError(str(bmap), "ImageSize", f"{size} bytes, but {path.name} has {path.stat().st_size}")
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 22):
+            digest.update(chunk)
+    return Image(path, bmap, size, mapped, digest.hexdigest())
+
+
+def station_log(cfg: Config, inventory: Path | None, given: Path | None) -> StationLog:
+    """``--log``, or station-log.jsonl in the deployment's folder: the secrets file's (from
+    ``build.py network init``), else the inventory's, else the current folder."""
+    if given is not None:
+        return StationLog(given)
+    if cfg.secrets_file:
+        folder = (cfg.base_dir / cfg.secrets_file).expanduser().parent
+    elif inventory is not None:
+        folder = inventory.parent
+    else:
+        folder = Path.cwd()
+    return StationLog(folder / LOG_NAME)
+
+
+def names_and_deployments(layers: ConfigLayers, cfg: Config, image: Path, inventory: Path | None,
+                          record: StationLog) -> tuple[Names | None, Callable[[str], dict[str, Any]]]:
+    """The free names (None: no inventory, firstboot names each window from its MAC), and
+    each name's deployment.json, all checked now against the image's VPN settings."""
+    image_vpn = image_vpn_settings(image)
+    if inventory is None:
+        plain = deployment(cfg, "", image_vpn)
+        return None, lambda name: plain
+    entries = load_entries(inventory)
+    if not entries:
+        raise ConfigError(str(inventory), "(top level)", "no names: list at least one")
+    cards = {name: deployment(window.config, name, image_vpn)
+             for name, window in windows(layers, entries).items()}
+    names = Names([e.hostname for e in entries], taken=record.names_taken() & set(cards))
+    return names, cards.__getitem__

@@ -19,6 +19,9 @@ the same run; never asserts a time. Run as root: ``make bench`` (all) or
                    (EWINDOW_PID_NAMESPACE=1), alternating
 - ``verify-repro`` ``verify-repro`` in its default mode (00-base shared) vs ``--cold``
                    (nothing but downloads shared), on the built image's config
+- ``station``      the flashing station: four cards (loop devices) written four at once by one
+                   station vs one after another with ``build.py flash``, MB/s per card, and the
+                   station's overhead per card (event to first block, last block to done)
 - ``repro``        what reproducibility costs: a cold build (fresh stage cache), then on its
                    final tree the image step with and without the reproducibility measures,
                    the stage clock's tree walks, and the release files (manifest hashes, SBOM)
@@ -39,6 +42,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from station_bench import CARDS, bench_station  # noqa: E402
 
 from ewindow_image.apt.sources import apt_sources  # noqa: E402
 from ewindow_image.config import load_config, template_context  # noqa: E402
@@ -356,7 +361,7 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("cases", nargs="*",
                         default=["qemu-cpu", "compression", "snapshots", "builds", "packages", "repro",
-                                 "isolation", "verify-repro"])
+                                 "isolation", "verify-repro", "station"])
     parser.add_argument("--out", type=Path, default=REPO / "out")
     parser.add_argument("--json", type=Path, help="also write the tables here")
     args = parser.parse_args()
@@ -401,6 +406,10 @@ def main() -> int:
         show()
     if "verify-repro" in args.cases:
         lines += bench_verify_repro(cache, args.out)
+        show()
+    if "station" in args.cases:
+        lines += report("The flashing station", bench_station(REPO, image),
+                        f"{CARDS} cards, build.py flash one after another")
         show()
     if args.json:
         args.json.write_text(json.dumps(lines))

@@ -100,7 +100,8 @@ def test_the_cli_only_assembles_the_command_groups() -> None:
               for name, parser in sub.choices.items()}
     assert groups == {"build": "image", "config": "image", "plan": "image", "packages": "image",
                       "cache": "image", "verify-repro": "image", "personalise": "cards",
-                      "flash": "cards", "station": "cards", "identity": "fleet", "hosts": "fleet", "network": "fleet",
+                      "flash": "cards", "station": "cards", "identity": "fleet", "hosts": "fleet",
+                      "network": "fleet",
                       "boot-test": "checks"}
 
 

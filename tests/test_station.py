@@ -58,8 +58,15 @@ class Cards:
         subprocess.run(["losetup", "--set-capacity", device], check=True)
         subprocess.run(["losetup", "-d", device], check=False)
 
+    def add_partitions(self, device: str) -> None:
+        """This kernel reads no partition table by itself; partitions added by hand outlive
+        the loop device's file (loop(4)), so stale ones go first and these go at the end."""
+        subprocess.run(["partx", "--delete", device], check=False, capture_output=True)
+        sh("partx", "--add", device)
+
     def detach_all(self) -> None:
         for device in self.attached:
+            subprocess.run(["partx", "--delete", device], check=False, capture_output=True)
             subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
 
 
@@ -70,6 +77,24 @@ def cards(tmp_path: Path) -> Iterator[Cards]:
         yield found
     finally:
         found.detach_all()
+
+
+STARTED: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_station_outlives_its_test() -> Iterator[None]:
+    """A test that fails leaves no station behind to take the next test's cards."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 class Station:
@@ -84,6 +109,7 @@ class Station:
                 [sys.executable, str(REPO / "build.py"), "station", "-c", str(built.site), "--image",
                  str(built.image), "--inventory", str(inventory_file), "--log", str(self.log),
                  "--test-devices", "/dev/loop*", *args], stdout=out, stderr=subprocess.STDOUT, text=True)
+        STARTED.append(self.process)
         assert wait_for(lambda: "watching for cards" in self.text(), 60), self.text()
 
     def text(self) -> str:
@@ -215,7 +241,7 @@ def test_faults_each_one_line_and_the_station_goes_on(built: Built, tmp_path: Pa
                        text=True, check=True)
         sh("mkfs.ext4", "-q", "-F", "-E", f"offset={2048 * 512}", str(old), "128M")
         mounted = cards.insert(old)
-        sh("partx", "--add", mounted)  # this kernel reads no partition tables itself
+        cards.add_partitions(mounted)
         assert wait_for(lambda: Path(f"{mounted}p1").exists(), 10)
         mountpoint = tmp_path / "automount"
         mountpoint.mkdir()
@@ -283,3 +309,29 @@ def test_a_card_gone_before_its_turn_and_ctrl_c_with_two_cards_in_progress(
     fifth = cards.insert(cards.file("e", 2 * GIB))
     assert again.wait() == 0, again.text()
     assert name_on_card(fifth) == "cafe-1|cafe-guests"
+
+
+def test_bmaptool_failing_is_one_line_and_gives_the_name_back(
+        built: Built, tmp_path: Path, cards: Cards) -> None:
+    """An image whose data no longer matches its bmap (a bad copy): bmaptool's own checksum
+    check fails the card, and the station says why in one line."""
+    image_dir = tmp_path / "image"
+    image_dir.mkdir()
+    image = image_dir / built.image.name
+    subprocess.run(["cp", "--sparse=always", str(built.image), str(image)], check=True)
+    subprocess.run(["cp", str(built.path(".img.bmap")), str(image_dir)], check=True)
+    table = json.loads(sh("sfdisk", "--json", str(image)))["partitiontable"]
+    with image.open("r+b") as stream:  # a byte of the boot partition's FAT, which bmap maps
+        stream.seek(table["partitions"][0]["start"] * 512 + 512 + 17)
+        byte = stream.read(1)
+        stream.seek(-1, os.SEEK_CUR)
+        stream.write(bytes([byte[0] ^ 0xFF]))
+    copy = Built(image_dir, built.site, built.public_key)
+    station = Station(copy, tmp_path, INVENTORY, "--parallel", "1", "--count", "1")
+    cards.insert(cards.file("a", 2 * GIB))
+    assert station.wait() == 1, station.text()
+    (result, name, error), = by_card(station.entries()).values()
+    assert (result, name) == ("failed", "lab-1"), station.text()
+    assert "bmaptool failed (exit status 1): " in error and "checksum" in error.lower(), error
+    assert [ln for ln in station.text().splitlines() if "given back" in ln] == [
+        f"{station.entries()[0]['device']}: failed; lab-1 given back: {error}"]

@@ -17,6 +17,7 @@ that fails gives its name back.
 
 from __future__ import annotations
 
+import re
 import stat
 import threading
 from collections.abc import Iterable, Mapping
@@ -53,6 +54,11 @@ def _has_secret(settings: Mapping[str, Any]) -> bool:
     return with_psk or (isinstance(vpn, dict) and bool(vpn.get("psk")))
 
 
+def _key(key: object) -> str:
+    """A key as a message shows it: plain when it looks like one, quoted and cut otherwise."""
+    return str(key) if isinstance(key, str) and re.fullmatch(r"[a-z0-9_]{1,40}", key) else checks.shown(key)
+
+
 def parse_entries(data: Any, path: Path) -> list[Entry]:
     if not isinstance(data, list):
         raise ConfigError(str(path), "(top level)", "expected a list of host names or {hostname: …} entries")
@@ -77,14 +83,14 @@ def parse_entries(data: Any, path: Path) -> list[Entry]:
         seen[name] = number
         for key, value in settings.items():
             if str(key) not in PER_CARD:
-                raise ConfigError(str(path), f"{where}.{checks.shown(key)}", "not a per-window setting "
+                raise ConfigError(str(path), f"{where}.{_key(key)}", "not a per-window setting "
                                   "(an entry may set wifi, vpn, admin.authorized_keys)")
             allowed = PER_CARD[str(key)]
             if allowed is not None:
                 extra = (sorted(str(k) for k in value if k not in allowed) if isinstance(value, dict)
                          else ["(not a mapping)"])
                 if extra:
-                    raise ConfigError(str(path), f"{where}.{key}.{checks.shown(extra[0])}",
+                    raise ConfigError(str(path), f"{where}.{key}.{_key(extra[0])}",
                                       f"not a per-window setting (only {key}.{', '.join(sorted(allowed))})")
         entries.append(Entry(name, settings, f"{path}: {where}"))
     return entries

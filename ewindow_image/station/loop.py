@@ -55,8 +55,9 @@ class Station:
         watcher = devices.monitor(context, source)  # listening before the snapshot: no card is missed
         present = devices.present(context)
         s = self.settings
-        log.info("station: watching for cards (%s events); %d disks present now are never written; "
-                 "writing up to %d at once; Ctrl-C to stop", source, len(present), s.parallel)
+        log.info("station: watching for cards (%s events); never writes the %s present now; "
+                 "writing up to %d at once; Ctrl-C to stop", source,
+                 "disk" if len(present) == 1 else f"{len(present)} disks", s.parallel)
         seen: set[tuple[str, str]] = set(present)
         submitted = 0
         running: list[Future[Entry]] = []

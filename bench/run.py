@@ -160,7 +160,7 @@ def bench_isolation(cache: StageCache) -> list[str]:
         ("no-op rebuild, no namespace", min(noop["none"]), f"best of {len(noop['none'])}"),
         ("no-op rebuild, PID namespace", min(noop["namespace"]), f"best of {len(noop['none'])}"),
     ]
-    return report("A build in its own PID namespace", rows, "cold build, no namespace")
+    return report("A build in its own PID and mount namespace", rows, "cold build, no namespace")
 
 
 def bench_verify_repro(cache: StageCache, out: Path) -> list[str]:

@@ -179,6 +179,19 @@ class SourcePackages:
         partial.rename(sysroot)
         return sysroot
 
+    def fetch(self, planned: PlannedPackage) -> Path:
+        """The package's verified source archive, from the download cache or a mirror."""
+        mirrors = [m if "://" in m else str((self.cfg.base_dir / m).expanduser())
+                   for m in self.cfg.sources.mirrors]
+        return source.fetch(planned.recipe, source.mirror_urls(mirrors), self.downloads)
+
+    def fetch_all(self, planned: Sequence[PlannedPackage]) -> None:
+        """The sources of the packages a build will compile, before it builds anything: a
+        source that no mirror has stops the build in seconds, not after the base system."""
+        for package in planned:
+            if not package.cached:
+                self.fetch(package)
+
     def ensure(self, planned: PlannedPackage) -> Path:
         """The package's .deb, built now unless the cache has it."""
         if planned.cached:
@@ -187,9 +200,7 @@ class SourcePackages:
         hostdeps.require_tools(hostdeps.SOURCE_PACKAGE_TOOLS)
         start = time.monotonic()
         with step(f"package {planned.label}: {recipe.name} {recipe.deb_version} from source"):
-            mirrors = [m if "://" in m else str((self.cfg.base_dir / m).expanduser())
-                       for m in self.cfg.sources.mirrors]
-            archive = source.fetch(recipe, source.mirror_urls(mirrors), self.downloads)
+            archive = self.fetch(planned)
             sysroot = self.sysroot(target, recipe.build_depends)
             work = self.cache_root / "packages" / "work" / f"{recipe.name}-{target.label}"
             log_file = self.log_file(recipe, target)

@@ -144,6 +144,7 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
             log.info("nothing to do: %s is up to date", paths.image)
             assert previous is not None
             return BuildResult(paths, [], {}, previous, nothing_to_do=True)
+        build_plan.sources.fetch_all(build_plan.packages)
         # A killed build's processes end with it (process_tree), but one may still be
         # ending: wait for it before its tree goes.
         wait_for_strays([cache.work, *cache.unfinished()])

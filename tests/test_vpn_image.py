@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -193,14 +192,10 @@ def test_vpn_image_builds_from_debian_and_local_debs_and_boots(built: Built, tmp
     for unit in VPN_UNITS:
         sub_state, restarts = units.get(unit, ("", ""))
         assert sub_state == "running", f"{unit} (boot report: {report['vpn']}):\n{seen['out']}"
-        # Once in CI the boot report caught cjdroute between an exit and its restart, seconds
-        # after it started in a guest still busy booting; the console did not say why (not a
-        # start-up timeout of its angel, client/cjdroute2.c: freezing the unit for 12 s in its
-        # first second did not make it exit). Restart=always brings it back 5 s later. A restart
-        # is reported with the guest's cjdns log (kept as guest-vpn.log); a crash loop fails.
-        assert restarts.isdigit() and int(restarts) <= 2, f"{unit} restarted {restarts}:\n{seen['out']}"
-        if restarts != "0":
-            warnings.warn(f"{unit} restarted {restarts} times during the boot:\n{seen['out']}", stacklevel=1)
+        # No restart at all: the one seen in CI was cjdroute's start-up race (its angel connected
+        # between the core's bind() and listen() and aborted), fixed by packages/cjdns patch 0004
+        # and tested in test_vpn_mesh.py with listen() delayed.
+        assert restarts == "0", f"{unit} restarted {restarts} times during the boot:\n{seen['out']}"
     published = json.loads(card_file(image, "identity.json"))["vpn"]
     # the cross-built cjdroute runs on arm64 and put its key-derived address on tun0
     cjdns_address = ipaddress.IPv6Address(published["cjdns_address"])

@@ -451,6 +451,26 @@ def test_cjdns_lan_beacons_only_when_the_site_opts_in(lan: dict[str, Node]) -> N
     assert a.probe("cjdns").peers == 1
 
 
+@pytest.mark.usefixtures("daemons_on_path")
+def test_cjdroute_starts_when_its_core_is_slow_to_listen(lan: dict[str, Node]) -> None:
+    """The start-up race (issue 21): the angel connects as soon as the core's pipe file
+    exists; unpatched, a core slow between bind() and listen() had the connect refused and the
+    angel abort ("uv_pipe_connect() failed [connection refused]"). strace delays every
+    listen() by 300 ms, which failed every start before patch 0004."""
+    a = lan["a"]
+    configure(a, VpnSettings(backends=("cjdns",), cjdns_beacon_interfaces=("eth0",)))
+    conf = a.root / "etc/cjdroute.conf"
+    a.start(["strace", "-f", "-o", "/dev/null", "-e", "inject=listen:delay_enter=300000",
+             "sh", "-c", f"exec cjdroute --nobg < {conf}"])
+    wait_for_tun(a)
+    pipe = Path(json.loads(conf.read_text())["pipe"])
+    assert pipe.is_socket() and not pipe.with_name(pipe.name + ".tmp").exists()
+    time.sleep(2)  # the angel has handed the core its settings and waits on it: alive
+    assert a.process is not None and a.process.poll() is None
+    assert "connection refused" not in (a.root / "daemon.log").read_text()
+    assert a.probe("cjdns").peers == 0  # its admin API answers: no peer yet (b is not running)
+
+
 def wait_for_tun(node: Node) -> str:
     """The TUN device cjdroute made (the kernel names it). tap0 is of kind tun too, but it
     carries Ethernet; a TUN device has no link layer."""

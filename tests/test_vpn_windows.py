@@ -223,6 +223,9 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
                 "systemctl show -P ActiveEnterTimestampMonotonic ewindow-peervpn ewindow-cjdns"
             ).stdout.split()
             seen[name]["after_firstboot_s"] = [round((int(t) - int(stamps[0])) / 1e6, 1) for t in stamps[1:]]
+            seen[name]["ordering"] = window.ssh(
+                "systemctl show --value --property=After,Wants,Requires ewindow-peervpn ewindow-cjdns"
+            ).stdout
             checked.wait()
 
         spec = BootSpec(machine="virt", timeout=400, mac=WINDOWS[name], tap=f"vm{index}", netns=switch)
@@ -244,10 +247,13 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
         result = seen[name]
         assert "vpn up" in str(result["status"])
         assert result["units"] == ["active", "active"]
-        # both daemons start right after firstboot, not after networkd's 2-minute wait-online
-        # timeout on the link that gets no DHCP lease (issue target: within 10 s)
-        assert len(result["after_firstboot_s"]) == 2
-        assert all(0 <= delay < 60 for delay in result["after_firstboot_s"])
+        # both daemons start after firstboot and wait for nothing of the network's: not for
+        # network-online.target (networkd's 2-minute wait-online timeout on a link without a
+        # DHCP lease). Proved by the units' ordering, not by a clock (a busy CI host once took
+        # 75 s, issue 21); the delays are printed above.
+        assert len(result["after_firstboot_s"]) == 2 and all(d >= 0 for d in result["after_firstboot_s"])
+        ordering = str(result["ordering"])
+        assert "ewindow-firstboot.service" in ordering and "network-online.target" not in ordering, ordering
         assert result["ula_s"] is not None  # the other's ULA over tap0 (PeerVPN)
         assert other.identity.link_local in result["responders"]  # its predicted link-local
         assert result["cjdns_other"] and result["cjdns_s"] is not None  # the other's cjdns address

@@ -221,6 +221,7 @@ def test_two_cards_written_at_once_each_its_own_name_and_a_present_disk_untouche
     size = built.image.stat().st_size - root
     assert digest(first, root, size) == digest(built.image, root, size)
     assert digest(present_file) == before and present not in station.text()
+    assert "\x1b" not in station.text()  # in a file: plain lines, no escape sequences
     # the next station hands out what is left
     again = Station(built, tmp_path, INVENTORY, "--parallel", "1", "--count", "1")
     third = cards.insert(cards.file("c", 2 * GIB))

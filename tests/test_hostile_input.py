@@ -365,6 +365,7 @@ def test_ssh_key_lines_with_options_are_accepted() -> None:
         "identity",
         "personalise",
         "flash",
+        "station",
         "network",
         "hosts",
         "boot-test",
@@ -387,6 +388,28 @@ def test_every_command_says_what_it_does_changes_and_returns(command: str) -> No
     )  # every option has its help text
     if command == "flash":
         assert "ERASES EVERYTHING ON DEVICE" in outcome.stdout
+
+
+@pytest.mark.parametrize(("args", "inventory", "expected"), [
+    (("--parallel", "100"), None, "station: --parallel: 100 is outside 0..64"),
+    (("--count", "-1"), None, "station: --count: -1 is negative"),
+    (("--device", "./sdb"), None, "station: --device: sdb: expected a device under /dev"),
+    ((), "- lab-1\n- lab-1\n", "inventory.yaml: [1].hostname: lab-1 is entry [0] already"),
+    ((), "- {hostname: x, suite: bookworm}\n", "inventory.yaml: [0].suite: not a per-window setting"),
+    ((), "- {hostname: 'a;reboot'}\n", "inventory.yaml: [0].hostname: "),
+    ((), "- {hostname: a, wifi: {country: France}}\n", "inventory.yaml: [0]: wifi.country: "),
+    ((), "[]\n", "inventory.yaml: (top level): no names"),
+])
+def test_the_station_refuses_bad_options_and_inventories_before_anything(
+        tmp_path: Path, args: tuple[str, ...], inventory: str | None, expected: str) -> None:
+    """Before a card, an image or the station log is touched: nothing is written."""
+    extra: list[str] = []
+    if inventory is not None:
+        extra = ["--inventory", str(site(tmp_path, inventory, "inventory.yaml"))]
+    before = sorted(os.listdir(tmp_path))
+    outcome = build_py("station", *args, *extra, "--image", str(tmp_path / "none.img"), cwd=tmp_path)
+    refused(outcome, expected)
+    assert sorted(os.listdir(tmp_path)) == before
 
 
 def test_a_usage_error_is_one_line() -> None:

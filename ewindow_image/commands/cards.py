@@ -106,7 +106,7 @@ def cmd_station(args: argparse.Namespace) -> int:
     from ..station import devices
     from ..station.display import display_for
     from ..station.loop import Settings, Station
-    from ..station.prepare import image_of, names_and_deployments, station_log
+    from ..station.prepare import image_of, inventory_windows, names_and_deployments, station_log
 
     if not 0 <= args.parallel <= 64:
         raise ConfigError("station", "--parallel", f"{args.parallel} is outside 0..64")
@@ -116,12 +116,12 @@ def cmd_station(args: argparse.Namespace) -> int:
         if not str(device).startswith("/dev/"):
             raise ConfigError("station", "--device", f"{device}: expected a device under /dev")
     cfg = load(args)
+    found = inventory_windows(ConfigLayers(tuple(args.config), tuple(args.overrides)), args.inventory)
     hostdeps.require_root("writing SD cards")
     hostdeps.require_tools(hostdeps.FLASH_TOOLS)
-    layers = ConfigLayers(tuple(args.config), tuple(args.overrides))
     image = image_of(args.image or artifact_paths(cfg, args.out).image)
     record = station_log(cfg, args.inventory, args.log)
-    names, card_settings = names_and_deployments(layers, cfg, image.path, args.inventory, record)
+    names, card_settings = names_and_deployments(cfg, image.path, found, record)
     context = pyudev.Context()
     parallel = args.parallel or max(1, devices.readers(context))
     log.info("station: image %s (sha256 %s…, %d MB to write per card); log %s; %s", image.path,

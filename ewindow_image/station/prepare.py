@@ -15,7 +15,7 @@ from typing import Any
 from ..cards.personalise import deployment, image_vpn_settings
 from ..config import Config, ConfigLayers
 from ..errors import ConfigError, EWindowError
-from .inventory import Names, load_entries, windows
+from .inventory import Names, Window, load_entries, windows
 from .record import LOG_NAME, StationLog
 from .writing import Image
 
@@ -58,18 +58,24 @@ def station_log(cfg: Config, inventory: Path | None, given: Path | None) -> Stat
     return StationLog(folder / LOG_NAME)
 
 
-def names_and_deployments(layers: ConfigLayers, cfg: Config, image: Path, inventory: Path | None,
+def inventory_windows(layers: ConfigLayers, inventory: Path | None) -> dict[str, Window] | None:
+    """Each inventory entry's whole config, checked now (None: no inventory)."""
+    if inventory is None:
+        return None
+    entries = load_entries(inventory)
+    if not entries:
+        raise ConfigError(str(inventory), "(top level)", "no names: list at least one")
+    return windows(layers, entries)
+
+
+def names_and_deployments(cfg: Config, image: Path, found: dict[str, Window] | None,
                           record: StationLog) -> tuple[Names | None, Callable[[str], dict[str, Any]]]:
     """The free names (None: no inventory, firstboot names each window from its MAC), and
     each name's deployment.json, all checked now against the image's VPN settings."""
     image_vpn = image_vpn_settings(image)
-    if inventory is None:
+    if found is None:
         plain = deployment(cfg, "", image_vpn)
         return None, lambda name: plain
-    entries = load_entries(inventory)
-    if not entries:
-        raise ConfigError(str(inventory), "(top level)", "no names: list at least one")
-    cards = {name: deployment(window.config, name, image_vpn)
-             for name, window in windows(layers, entries).items()}
-    names = Names([e.hostname for e in entries], taken=record.names_taken() & set(cards))
+    cards = {name: deployment(window.config, name, image_vpn) for name, window in found.items()}
+    names = Names(list(found), taken=record.names_taken() & set(cards))
     return names, cards.__getitem__

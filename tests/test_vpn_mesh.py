@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -61,7 +61,10 @@ class Node:
     netns: str
     root: Path
     identity: Identity
-    process: subprocess.Popen[bytes] | None = None
+    process: subprocess.Popen[bytes] | None = None  # the daemon started last
+    # every daemon started on this node (a hub runs PeerVPN and cjdroute): stop() ends them
+    # all, so none outlives its test
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def exec(self, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sh("ip", "netns", "exec", self.netns, *argv, check=check)
@@ -74,15 +77,18 @@ class Node:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.processes.append(self.process)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
+        self.processes.clear()
 
     def probe(self, backend: str, *targets: str, endpoint: str | None = None) -> Probe:
         argv = [

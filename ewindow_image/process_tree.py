@@ -17,14 +17,8 @@ enough: the builder starts each command in a session of its own (so that Ctrl-C 
 builder first), and those sessions would survive it.
 
 The namespace has a mount namespace of its own too, with a private /dev/shm: what its
-processes leave there goes with it. libfaketime 0.9.10 (verify-repro's clock moved ahead,
-pipeline/clockahead.py) names a semaphore and a shared-memory object after each preloaded
-process's pid and leaves them behind when that process exec's; every build numbers its
-processes from 1 again, so on the host's /dev/shm the leftovers of earlier builds collide
-with the next build's pids, and a process whose inherited names have gone stale and whose
-own are taken exits ("sem_open failed and recreation attempts failed",
-https://github.com/wolfcw/libfaketime/blob/v0.9.10/src/libfaketime.c, ``ft_shm_init``). Mounts
-the build makes are private to it (the chroot helper's are private already).
+processes leave there (libfaketime's pid-named objects, pipeline/clockahead.py says why that
+matters) goes with it, and the mounts the build makes stay private to it.
 
 Also here: which processes use a folder (an earlier build's that are still ending), read
 from /proc like fuser(1).

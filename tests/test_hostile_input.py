@@ -393,7 +393,8 @@ def test_every_command_says_what_it_does_changes_and_returns(command: str) -> No
 @pytest.mark.parametrize(("args", "inventory", "expected"), [
     (("--parallel", "100"), None, "station: --parallel: 100 is outside 0..64"),
     (("--count", "-1"), None, "station: --count: -1 is negative"),
-    (("--device", "./sdb"), None, "station: --device: sdb: expected a device under /dev"),
+    (("--device", "./sdb"), None, "station: --device: sdb: expected a block device under /dev"),
+    (("--device", "/dev/null"), None, "station: --device: /dev/null: expected a block device under /dev"),
     ((), "- lab-1\n- lab-1\n", "inventory.yaml: [1].hostname: lab-1 is entry [0] already"),
     ((), "- {hostname: x, suite: bookworm}\n", "inventory.yaml: [0].suite: not a per-window setting"),
     ((), "- {hostname: 'a;reboot'}\n", "inventory.yaml: [0].hostname: "),

@@ -218,11 +218,6 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
             seen[name]["units"] = window.ssh(
                 "systemctl is-active ewindow-peervpn ewindow-cjdns"
             ).stdout.split()
-            stamps = window.ssh(
-                "systemctl show -P ExecMainExitTimestampMonotonic ewindow-firstboot; "
-                "systemctl show -P ActiveEnterTimestampMonotonic ewindow-peervpn ewindow-cjdns"
-            ).stdout.split()
-            seen[name]["after_firstboot_s"] = [round((int(t) - int(stamps[0])) / 1e6, 1) for t in stamps[1:]]
             seen[name]["ordering"] = window.ssh(
                 "systemctl show --value --property=After,Wants,Requires ewindow-peervpn ewindow-cjdns"
             ).stdout
@@ -240,7 +235,7 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
         print(
             f"window {name}: VPN up {result['vpn_up_s']:.0f} s after power-on ({result['status']}); "
             f"the other's ULA answered {result['ula_s']} s and its cjdns address {result['cjdns_s']} s "
-            f"after both were up; PeerVPN, cjdns started {result['after_firstboot_s']} s after firstboot"
+            "after both were up"
         )
     for name in WINDOWS:
         other = windows["b" if name == "a" else "a"]
@@ -250,8 +245,7 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
         # both daemons start after firstboot and wait for nothing of the network's: not for
         # network-online.target (networkd's 2-minute wait-online timeout on a link without a
         # DHCP lease). Proved by the units' ordering, not by a clock (a busy CI host once took
-        # 75 s, issue 21); the delays are printed above.
-        assert len(result["after_firstboot_s"]) == 2 and all(d >= 0 for d in result["after_firstboot_s"])
+        # 75 s, issue 21)
         ordering = str(result["ordering"])
         assert "ewindow-firstboot.service" in ordering and "network-online.target" not in ordering, ordering
         assert result["ula_s"] is not None  # the other's ULA over tap0 (PeerVPN)

@@ -107,14 +107,15 @@ def cmd_station(args: argparse.Namespace) -> int:
     from ..station.display import display_for
     from ..station.loop import Settings, Station
     from ..station.prepare import image_of, inventory_windows, names_and_deployments, station_log
+    from ..station.record import Result
 
     if not 0 <= args.parallel <= 64:
         raise ConfigError("station", "--parallel", f"{args.parallel} is outside 0..64")
     if args.count < 0:
         raise ConfigError("station", "--count", f"{args.count} is negative")
     for device in args.device:
-        if not str(device).startswith("/dev/"):
-            raise ConfigError("station", "--device", f"{device}: expected a device under /dev")
+        if not str(device).startswith("/dev/") or not device.is_block_device():
+            raise ConfigError("station", "--device", f"{device}: expected a block device under /dev")
     cfg = load(args)
     found = inventory_windows(ConfigLayers(tuple(args.config), tuple(args.overrides)), args.inventory)
     hostdeps.require_root("writing SD cards")
@@ -130,4 +131,4 @@ def cmd_station(args: argparse.Namespace) -> int:
     settings = Settings(image, parallel, args.count, tuple(args.device), tuple(args.test_devices),
                         card_settings)
     entries = Station(settings, names, record, display_for()).run(context)
-    return 0 if all(e.result.value == "written" for e in entries) else 1
+    return 0 if all(e.result is Result.WRITTEN for e in entries) else 1

@@ -80,6 +80,14 @@ def card_of(device: pyudev.Device) -> Card | None:
                 size, serial, reader, _attribute(device, "loop/backing_file"))
 
 
+def named_card(context: pyudev.Context, path: Path) -> Card | None:
+    """The card in the disk ``path`` names (``--device``), or None: gone, a partition, empty."""
+    try:
+        return card_of(pyudev.Devices.from_device_file(context, str(path)))
+    except (pyudev.DeviceNotFoundError, ValueError, OSError):
+        return None
+
+
 def disks(context: pyudev.Context) -> list[pyudev.Device]:
     return list(context.list_devices(subsystem="block", DEVTYPE="disk"))
 

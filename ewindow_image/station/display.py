@@ -26,7 +26,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ..log import log
-from .record import Entry
+from .record import Entry, Result
 from .writing import Phase
 
 
@@ -75,7 +75,7 @@ class Display:
 
 def describe(entry: Entry) -> str:
     name = entry.name or "named at first boot"
-    if entry.result.value == "written":
+    if entry.result is Result.WRITTEN:
         return (f"{name} written, verified and personalised in {entry.seconds:.1f} s "
                 f"({entry.mb_per_s:.0f} MB/s)")
     if entry.name:
@@ -108,11 +108,11 @@ class LiveDisplay(Display):
     def finish(self, line: Line, entry: Entry) -> None:
         task = self._tasks.pop(line.device, None)
         if task is not None:
-            if entry.result.value == "written":
+            if entry.result is Result.WRITTEN:
                 self.progress.update(task, completed=line.total)
             self.progress.update(task, phase=entry.result.value)
             self.progress.stop_task(task)
-        log.info("%s: %s%s", line.device, describe(entry), f": {entry.error}" if entry.error else "")
+        super().finish(line, entry)
 
     @contextmanager
     def running(self) -> Iterator[None]:

@@ -46,14 +46,6 @@ class Entry:
     source: str  # "inventory.yaml: [3]", for messages
 
 
-def _has_secret(settings: Mapping[str, Any]) -> bool:
-    wifi = settings.get("wifi") or {}
-    networks = wifi.get("networks") if isinstance(wifi, dict) else None
-    with_psk = any(isinstance(n, dict) and n.get("psk") for n in networks or [])
-    vpn = settings.get("vpn")
-    return with_psk or (isinstance(vpn, dict) and bool(vpn.get("psk")))
-
-
 def _key(key: object) -> str:
     """A key as a message shows it: plain when it looks like one, quoted and cut otherwise."""
     return str(key) if isinstance(key, str) and re.fullmatch(r"[a-z0-9_]{1,40}", key) else checks.shown(key)
@@ -97,18 +89,22 @@ def parse_entries(data: Any, path: Path) -> list[Entry]:
 
 
 def load_entries(path: Path) -> list[Entry]:
-    entries = parse_entries(yamlfile.load(path), path)
+    return parse_entries(yamlfile.load(path), path)
+
+
+def windows(layers: ConfigLayers, entries: Iterable[Entry], path: Path) -> dict[str, Window]:
+    """Each entry's whole config, checked now: a bad entry stops the station before it
+    starts. An entry that sets a secret (the schema's secret fields: a Wi-Fi or VPN key) makes
+    the inventory a secrets file: it must be private to its owner."""
+    site_secrets = set(load_config(layers).secret_values())
+    found = {e.hostname: Window(e.hostname, load_config(ConfigLayers(
+        layers.site_files, layers.overrides, ((e.source, e.settings),)))) for e in entries}
     mode = path.stat().st_mode
-    if any(_has_secret(e.settings) for e in entries) and mode & (stat.S_IRWXG | stat.S_IRWXO):
+    own_secrets = any(set(w.config.secret_values()) - site_secrets for w in found.values())
+    if own_secrets and mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise ConfigError(str(path), "(file)", f"holds Wi-Fi or VPN secrets and is readable by others "
                           f"(mode {stat.S_IMODE(mode):04o}); chmod 600 {path}")
-    return entries
-
-
-def windows(layers: ConfigLayers, entries: Iterable[Entry]) -> dict[str, Window]:
-    """Each entry's whole config, checked now: a bad entry stops the station before it starts."""
-    return {e.hostname: Window(e.hostname, load_config(ConfigLayers(
-        layers.site_files, layers.overrides, ((e.source, e.settings),)))) for e in entries}
+    return found
 
 
 @dataclass

@@ -64,8 +64,12 @@ class Station:
         pool = ThreadPoolExecutor(max_workers=s.parallel, thread_name_prefix="card")
         with pool, self.display.running():
             try:
-                arrivals = [devices.card_of(pyudev.Devices.from_device_file(context, str(p)))
-                            for p in s.named_devices]
+                arrivals = []
+                for path in s.named_devices:
+                    card = devices.named_card(context, path)
+                    if card is None:
+                        log.info("%s: no card in it, or not a whole disk; not written", path)
+                    arrivals.append(card)
                 while not s.count or len(self.entries) < s.count:
                     for card in arrivals:
                         wanted = not s.count or submitted < s.count

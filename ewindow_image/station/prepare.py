@@ -65,7 +65,7 @@ def inventory_windows(layers: ConfigLayers, inventory: Path | None) -> dict[str,
     entries = load_entries(inventory)
     if not entries:
         raise ConfigError(str(inventory), "(top level)", "no names: list at least one")
-    return windows(layers, entries)
+    return windows(layers, entries, inventory)
 
 
 def names_and_deployments(cfg: Config, image: Path, found: dict[str, Window] | None,

@@ -20,7 +20,7 @@ ALLOWED = {
     "commands": {"pipeline", "cards", "station", "fleet", "qemu", "image", "packages", "apt", "config"},
     "pipeline": {"image", "packages", "apt", "config"},
     "cards": {"config"},
-    "station": {"cards", "config"},
+    "station": {"cards", "image", "config"},
     "fleet": {"config"},
     "qemu": set(),
     "image": {"config"},

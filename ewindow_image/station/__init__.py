@@ -6,6 +6,7 @@ personalised windows out.
 per card, up to ``--parallel``) → ``writing`` (flash's checks, bmaptool, personalise) →
 ``record`` (the station log); ``inventory`` hands out the names, ``display`` shows progress.
 
-May import: cards (the checks, bmaptool's command line, personalise), config, firstboot's
+May import: cards (the checks, bmaptool's command line, personalise), image (an
+artifact's sha256), config, firstboot's
 checks and the shared plumbing. Imported by the CLI only; no build stage depends on it.
 """

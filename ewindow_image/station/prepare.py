@@ -6,7 +6,6 @@ card is touched."""
 
 from __future__ import annotations
 
-import hashlib
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 from ..cards.personalise import deployment, image_vpn_settings
 from ..config import Config, ConfigLayers
 from ..errors import ConfigError, EWindowError
+from ..image.artifacts import sha256_file
 from .inventory import Names, Window, load_entries, windows
 from .record import LOG_NAME, StationLog
 from .writing import Image
@@ -37,11 +37,7 @@ def image_of(path: Path) -> Image:
         raise ConfigError(str(bmap), "(file)", f"not a bmap file ({str(exc)[:80]})") from None
     if size != path.stat().st_size:
         raise ConfigError(str(bmap), "ImageSize", f"{size} bytes, but {path.name} has {path.stat().st_size}")
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(1 << 22):
-            digest.update(chunk)
-    return Image(path, bmap, size, mapped, digest.hexdigest())
+    return Image(path, bmap, size, mapped, sha256_file(path))
 
 
 def station_log(cfg: Config, inventory: Path | None, given: Path | None) -> StationLog:

@@ -122,11 +122,13 @@ def write(job: Job, report: Report, cancel: threading.Event) -> Outcome:
         return Outcome(Result.INTERRUPTED, "stopped while it was written", time.monotonic() - started)
     except FlashRefused as exc:
         return Outcome(Result.REFUSED, str(exc), time.monotonic() - started)
-    except EWindowError as exc:
-        result = Result.PULLED if isinstance(exc, Gone) or not still_there(card) else Result.FAILED
-        message = str(exc) if result is Result.FAILED or isinstance(exc, Gone) else \
-            f"{card.device} was pulled while it was written"
-        return Outcome(result, message, time.monotonic() - started)
+    except Gone as exc:
+        return Outcome(Result.PULLED, str(exc), time.monotonic() - started)
+    except EWindowError as exc:  # bmaptool or mtools failed: because the card went, or not
+        if not still_there(card):
+            return Outcome(Result.PULLED, f"{card.device} was pulled while it was written",
+                           time.monotonic() - started)
+        return Outcome(Result.FAILED, str(exc), time.monotonic() - started)
     report(Phase.DONE, job.image.mapped)
     done = time.monotonic()
     return Outcome(Result.WRITTEN, "", done - started, job.image.mapped, first_byte - job.arrived,

@@ -101,7 +101,7 @@ def bench_builds(cache: StageCache) -> list[str]:
                  "--out", str(tmp / "out")]
         cold = timed(build)
         noop = timed(build)
-        with (checkout / "overlays/ewindow/usr/local/sbin/ewindow-boot-report").open("a") as f:
+        with (checkout / "packages/ewindow-firstboot/root/usr/sbin/ewindow-boot-report").open("a") as f:
             f.write("# bench: one overlay file edited\n")
         overlay = timed(build)
         package = timed([*build, "--set", "extra_packages=[tmux]"])

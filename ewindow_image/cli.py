@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import sys
 import traceback
 from collections.abc import Sequence
 
-from . import __version__
+from . import __version__, interrupts
 from .commands import cards, checks, fleet, image
 from .commands.common import EXIT_CODES, Parser
 from .errors import ConfigError, EWindowError
@@ -45,12 +44,6 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    # `kill` and a dropped SSH session (SIGHUP) get the same orderly stop as Ctrl-C: running
-    # commands are stopped, no unfinished stage or artifact is kept under a final name.
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None, *, isolate: bool = False) -> int:
     """Run one command. ``isolate`` (build.py): a command that starts processes into the
     cache runs in a PID namespace of its own, so none of them outlives it (process_tree)."""
@@ -62,10 +55,10 @@ def main(argv: Sequence[str] | None = None, *, isolate: bool = False) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+    interrupts.install()
     try:
         status: int = args.handler(args)
+        interrupts.checkpoint()
         return status
     except EWindowError as exc:
         if args.debug:

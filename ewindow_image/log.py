@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .interrupts import checkpoint
+
 log = logging.getLogger("ewindow")
 
 # Level for command output lines: below INFO so the console shows them only with --verbose.
@@ -44,10 +46,12 @@ def add_log_file(path: Path) -> None:
 @contextmanager
 def step(title: str) -> Iterator[None]:
     """Log start, end and duration of one unit of work."""
+    checkpoint()
     log.info("==> %s", title)
     start = time.monotonic()
     try:
         yield
+        checkpoint()
     except BaseException:
         log.info("<== %s failed after %.1f s", title, time.monotonic() - start)
         raise

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import sh
 
+from . import interrupts
 from .errors import CommandError, HostError
 from .log import OUTPUT, log
 
@@ -40,6 +41,7 @@ def run(argv: Argv, *, env: Mapping[str, str] | None = None, cwd: Path | None = 
     nothing keeps writing into a tree the next build is about to reuse.
     """
     args = [os.fspath(a) for a in argv]
+    interrupts.checkpoint()
     log.debug("+ %s", shlex.join(args))
     tail: deque[str] = deque(maxlen=TAIL_LINES)
     captured: list[str] = []
@@ -72,6 +74,7 @@ def run(argv: Argv, *, env: Mapping[str, str] | None = None, cwd: Path | None = 
     except BaseException:
         stop(process, args[0])
         raise
+    interrupts.checkpoint()
     return "".join(captured)
 
 
@@ -148,6 +151,7 @@ def spawn(argv: Argv, *, env: Mapping[str, str] | None = None,
     ``stderr`` keeps what the command says on its standard error in that file, so a caller
     can show it when the command ends before it should (:func:`exit_status`, :func:`tail`)."""
     args = [os.fspath(a) for a in argv]
+    interrupts.checkpoint()
     log.debug("+ %s &", shlex.join(args))
     err: str | int = os.fspath(stderr) if stderr is not None else os.devnull
     running: sh.RunningCommand = _command(args[0])(

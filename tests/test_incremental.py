@@ -18,7 +18,7 @@ from ewindow_image.pipeline.driver import RepoPaths
 from .conftest import REPO, Built, requires_root, seeded_cache, share_snapshots
 
 pytestmark = [pytest.mark.slow, requires_root]
-REPORT = "overlays/ewindow/usr/local/sbin/ewindow-boot-report"
+REPORT = "packages/ewindow-firstboot/root/usr/sbin/ewindow-boot-report"  # in ewindow-firstboot
 
 
 def cli(checkout: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -77,14 +77,16 @@ def test_plan_and_build_redo_only_what_changed(built: Built, tmp_path: Path) -> 
     manifest.write_text(current)
     assert image.stat().st_mtime_ns == before
 
-    # one overlay file edited: its stage and the later ones rebuild, and plan says why
+    # one file of a package built from the checkout edited: the package and the stage that
+    # installs it rebuild, then the later ones, and plan says why
     with (checkout / REPORT).open("a") as f:
         f.write("# edited by test_incremental\n")
     plan = cli(checkout, "plan", *common).stdout
     states = stage_lines(plan)
     assert states == {name: "cached" if name < "40" else "rebuild" for name in states}
     assert {"00-base", "30-access", "40-ewindow", "90-finalise"} <= set(states)
-    assert f"- {REPORT} → /usr/local/sbin/ewindow-boot-report changed" in plan
+    assert "- file usr/sbin/ewindow-boot-report changed" in plan
+    assert "- package ewindow-firstboot built from this checkout: " in plan
     assert "- follows 40-ewindow, which rebuilds" in plan
     log = cli(checkout, "build", *common).stderr
     assert "==> stage 30-access: cached" in log and "<== stage 40-ewindow" in log

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""An interrupt storm (issue 23): builds of a copy of the checkout, each after an edit to an
-overlay file, each ended by SIGKILL, SIGHUP, SIGTERM or SIGINT at a seeded random moment,
+"""An interrupt storm (issue 23): builds of a copy of the checkout, each after an edit to a
+file of 40-ewindow, each ended by SIGKILL, SIGHUP, SIGTERM or SIGINT at a seeded random moment,
 during a cache restore, an emulated apt run, the image's assembly, its compression, or anywhere;
 then one build to the end.
 
@@ -11,7 +11,8 @@ build exits 0 and gives the same image, byte for byte, as the session's image (t
 commit, built once without interruption).
 The storm's cache shares the downloads, the source packages and the stages before
 40-ewindow with the main cache (as verify-repro shares the base), so every build redoes
-40-ewindow to 90-finalise and the image; the overlay edited is 40-ewindow's.
+40-ewindow to 90-finalise and the image; the file edited is in ewindow-firstboot, which
+40-ewindow installs.
 
 EWINDOW_STORM_SEED picks another storm (the seed is in every failure message)."""
 
@@ -39,7 +40,7 @@ from .conftest import REPO, Built, requires_root
 
 pytestmark = [pytest.mark.slow, requires_root]
 
-EDITED = "overlays/ewindow/usr/local/sbin/ewindow-boot-report"
+EDITED = "packages/ewindow-firstboot/root/usr/sbin/ewindow-boot-report"
 SHARED_STAGES = ("00-base", "10-boot", "20-system", "30-access", "35-vpn")
 SEED = int(os.environ.get("EWINDOW_STORM_SEED", "23"))
 # when the signal goes: the build log line that starts the moment, and the seconds after it

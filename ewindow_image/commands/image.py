@@ -53,10 +53,12 @@ def add_commands(sub: Any) -> None:
     plan.add_argument("--manifest", type=Path, metavar="FILE",
                       help="compare the package versions with this manifest (default: the one in --out)")
 
-    pkgs = command(sub, "packages", "build the source packages (PeerVPN, cjdns) as .debs",
-                   "Fetches the pinned upstream sources (mirrors first), checks their hashes, builds\n"
-                   "with Debian's native or cross compiler, and copies the .debs into DIR, e.g. for a\n"
-                   "hub. Writes DIR and the package cache.", cmd_packages, isolated=True)
+    pkgs = command(sub, "packages", "build packages/ (PeerVPN, cjdns, the window's own code) as .debs",
+                   "Source packages: fetches the pinned upstream sources (mirrors first), checks their\n"
+                   "hashes, builds with Debian's native or cross compiler. The window's own code\n"
+                   "(ewindow-firstboot, ewindow-agent): from this checkout, versioned by its git history.\n"
+                   "Copies the .debs into DIR, e.g. for a hub. Writes DIR and the package cache.",
+                   cmd_packages, isolated=True)
     config_options(pkgs)
     pkgs.add_argument("--arch", default=None, choices=["amd64", "arm64"],
                       help="target architecture (default: this machine's)")
@@ -65,7 +67,7 @@ def add_commands(sub: Any) -> None:
                            "architecture, the image's suite otherwise)")
     pkgs.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the .debs go")
     cache_option(pkgs)
-    pkgs.add_argument("names", nargs="*", help="recipes to build (default: all in packages/)")
+    pkgs.add_argument("names", nargs="*", help="packages to build (default: all in packages/)")
 
     cache = command(sub, "cache", "list or prune the cache",
                     "list: every stage snapshot with its size and last use. prune: delete snapshots\n"
@@ -121,6 +123,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_packages(args: argparse.Namespace) -> int:
     import shutil
 
+    from ..packages.checkout import CheckoutPackages
     from ..packages.service import SourcePackages
     from ..packages.toolchain import Target, host_arch, host_suite
 
@@ -131,14 +134,19 @@ def cmd_packages(args: argparse.Namespace) -> int:
         target = Target(arch, suite)
     except EWindowError as exc:
         raise ConfigError("--arch/--suite", "", str(exc)) from None
-    sources = SourcePackages(cfg, REPO_ROOT / "packages", stage_cache(args).root)
-    unknown = [n for n in args.names if n not in sources.recipes]
+    cache = stage_cache(args).root
+    sources = SourcePackages(cfg, REPO_ROOT / "packages", cache)
+    checkout = CheckoutPackages(REPO_ROOT, REPO_ROOT / "packages", cache)
+    known = sorted([*sources.recipes, *checkout.packages])
+    unknown = [n for n in args.names if n not in known]
     if unknown:
-        raise ConfigError("packages", "", f"no recipe for {', '.join(unknown)} "
-                          f"(packages/: {', '.join(sorted(sources.recipes))})")
+        raise ConfigError("packages", "", f"no package {', '.join(unknown)} in packages/ "
+                          f"({', '.join(known)})")
+    names = args.names or known
     args.out.mkdir(parents=True, exist_ok=True)
-    for planned in sources.plan(args.names or sorted(sources.recipes), target):
-        deb = sources.ensure(planned)
+    debs = [sources.ensure(p) for p in sources.plan([n for n in names if n in sources.recipes], target)]
+    debs += [checkout.ensure(p) for p in checkout.plan([n for n in names if n in checkout.packages])]
+    for deb in debs:
         shutil.copyfile(deb, args.out / deb.name)
         print(args.out / deb.name)
     return 0

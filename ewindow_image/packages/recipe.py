@@ -122,6 +122,8 @@ def load_recipes(packages_dir: Path) -> dict[str, Recipe]:
     """Every recipe under ``packages/``, by package name."""
     recipes = {}
     for manifest in sorted(packages_dir.glob("*/package.yaml")):
+        if "checkout" in (yamlfile.load(manifest) or {}):  # the window's own code (checkout.py)
+            continue
         recipe = load_recipe(manifest.parent)
         recipes[recipe.name] = recipe
     return recipes

@@ -60,9 +60,13 @@ class PlannedPackage:
                 "key": self.key}
 
 
+# The modules a package built from source depends on (not the checkout packages' own).
+SOURCE_PACKAGE_CODE = ("compiling.py", "debian.py", "recipe.py", "service.py", "source.py", "toolchain.py")
+
+
 def code_digest() -> str:
     h = hashlib.sha256()
-    for module in sorted(Path(__file__).parent.glob("*.py")):
+    for module in sorted(Path(__file__).parent / name for name in SOURCE_PACKAGE_CODE):
         h.update(module.name.encode() + b"\0" + module.read_bytes())
     return h.hexdigest()
 

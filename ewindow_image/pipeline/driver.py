@@ -21,6 +21,8 @@ from ..image.artifacts import ArtifactPaths
 from ..image.assemble import ReleaseInputs, assemble_image, publish_artifacts
 from ..image.manifest import package_changes, read_versions
 from ..log import log, step
+from ..packages import versioning
+from ..packages.checkout import CheckoutPackages, PlannedCheckoutPackage
 from ..packages.service import PlannedPackage, SourcePackages
 from ..runner import run
 from ..trees import remove_tree
@@ -61,6 +63,8 @@ class RepoPaths:
             if not (self.root / name).is_dir():
                 continue
             shutil.copytree(self.root / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+        # the copy has no .git: it keeps the versions the checkout's history gives its packages
+        versioning.write_stamp(target, CheckoutPackages(self.root, self.packages, target).versions())
         return RepoPaths(target)
 
 
@@ -99,6 +103,18 @@ class BuildPlan:
     packages: list[PlannedPackage]  # built from source for this image
     ctx: StageContext
     sources: SourcePackages
+    own: list[PlannedCheckoutPackage]  # the window's code, built from this checkout
+    checkout: CheckoutPackages
+
+    def ensure(self, name: str) -> None:
+        """The .deb of ``name`` if this build makes it (from source or the checkout), in the
+        cache: built now unless it is there."""
+        for package in self.packages:
+            if package.recipe.name == name:
+                self.sources.ensure(package)
+        for own in self.own:
+            if own.package.name == name:
+                self.checkout.ensure(own)
 
 
 def stage_context(cfg: Config, repo: RepoPaths, cache: StageCache) -> StageContext:
@@ -117,8 +133,12 @@ def plan(cfg: Config, repo: RepoPaths, cache: StageCache) -> BuildPlan:
     sources = SourcePackages(cfg, repo.packages, cache.root)
     packages = sources.plan([p for p in wanted if p in sources.recipes and p not in admin],
                             sources.image_target(), shared_resolver=ctx.apt)
+    checkout = CheckoutPackages(repo.root, repo.packages, cache.root)
+    own = checkout.plan([p for p in wanted if p in checkout.packages and p not in admin])
     built = {p.recipe.name: LocalDeb(p.deb, f"built from source: {p.deb.name} {p.key[:16]}")
              for p in packages}
+    built.update({p.package.name: LocalDeb(p.deb, f"built from this checkout: {p.deb.name} {p.key[:16]}")
+                  for p in own})
     ctx = dataclasses.replace(ctx, local_debs={**built, **admin})
     planned = []
     previous = f"ewindow-image {__version__}"
@@ -127,7 +147,7 @@ def plan(cfg: Config, repo: RepoPaths, cache: StageCache) -> BuildPlan:
         key = stage_key(previous, inputs)
         planned.append(PlannedStage(stage, key, inputs))
         previous = key
-    return BuildPlan(planned, packages, ctx, sources)
+    return BuildPlan(planned, packages, ctx, sources, own, checkout)
 
 
 def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
@@ -153,13 +173,11 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
         cache.work.mkdir(parents=True, exist_ok=True)
         work = Path(tempfile.mkdtemp(prefix="build-", dir=cache.work))
         tree = work / "rootfs"
-        by_name = {p.recipe.name: p for p in build_plan.packages}
 
         def build_packages(stage: Stage) -> None:
-            """Source packages only for a stage that runs: a cached 35-vpn needs none."""
+            """Packages only for a stage that runs: a cached 35-vpn needs none."""
             for name in stage.packages:
-                if name in by_name:
-                    build_plan.sources.ensure(by_name[name])
+                build_plan.ensure(name)
 
         reports = run_stages(planned, build_plan.ctx, cache, tree, use_cache=use_cache,
                              before_stage=build_packages)
@@ -175,9 +193,12 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
                 timings["assemble image"] = time.monotonic() - start
             info = build_info(cfg, repo, reports, layout_info=layout, epoch=epoch)
             info["source_packages"] = [p.pin() for p in build_plan.packages]
+            info["checkout_packages"] = [p.pin() for p in build_plan.own]
             with step("write artifacts"):
                 built = {p["name"]: f"built from {p['upstream']} (commit {p['commit']})"
                          for p in info["source_packages"]}
+                built.update({p["name"]: "built from this checkout (ewindow-image)"
+                              for p in info["checkout_packages"]})
                 packages = installed_packages(tree, build_plan.ctx.apt, build_plan.ctx.local_debs,
                                               cache.debs, built)
                 release = ReleaseInputs(packages, epoch.seconds, str(info["git_revision"]),

@@ -102,11 +102,17 @@ def describe(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path,
     lines = [f"{cfg.suite} {cfg.arch} image, cache {cache.root}", ""]
     for package in build_plan.packages:
         state = "cached" if package.cached else "build"
-        lines.append(f"  {'package ' + package.recipe.name:<22} {state:<8} {package.recipe.deb_version} "
+        lines.append(f"  {'package ' + package.recipe.name:<26} {state:<8} {package.recipe.deb_version} "
                      f"for {package.target.label}, from source ({package.recipe.source.commit[:12]})")
         if not package.cached:
-            lines += [f"  {'':<22} {'':<8} - {reason}" for reason in
+            lines += [f"  {'':<26} {'':<8} - {reason}" for reason in
                       build_plan.sources.reasons(package)[:MAX_REASONS]]
+    for own in build_plan.own:
+        state = "cached" if own.cached else "build"
+        lines.append(f"  {'package ' + own.package.name:<26} {state:<8} {own.version}, from this checkout")
+        if not own.cached:
+            lines += [f"  {'':<26} {'':<8} - {reason}" for reason in
+                      build_plan.checkout.reasons(own)[:MAX_REASONS]]
     for p in plans:
         state = "cached" if p.cached else "rebuild"
         lines.append(f"  {p.name:<14} {state:<8} {p.description}")

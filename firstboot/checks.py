@@ -241,6 +241,39 @@ def url(value: str, schemes: tuple[str, ...]) -> str:
     return value
 
 
+def apt_repository_url(value: str) -> str:
+    """A repository apt fetches over the network (``updates.repo``): http or https, a host,
+    no user name or password (they would sit in a world-readable sources file), no query or
+    fragment, which apt would send on or drop."""
+    url(value, ("http", "https"))
+    parsed = urllib.parse.urlsplit(value)
+    if parsed.username is not None or parsed.password is not None:
+        raise InvalidValue(f"{shown(value)} holds a user name or password; apt's sources are world-readable")
+    if parsed.query or parsed.fragment or "?" in value or "#" in value:
+        raise InvalidValue(f"{shown(value)} has a query or fragment; an apt repository URL has neither")
+    try:
+        parsed.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        raise InvalidValue(f"{shown(value)} has a port that is not a number from 1 to 65535") from None
+    return value
+
+
+TIME_WINDOW_RE = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-3]):([0-5][0-9])")
+
+
+def time_window(value: str) -> tuple[int, int]:
+    """``HH:MM-HH:MM`` in local time, 24-hour, as minutes after midnight; it may span
+    midnight (``23:30-01:00``) but not be empty."""
+    match = TIME_WINDOW_RE.fullmatch(value) if isinstance(value, str) else None
+    if not match:
+        raise InvalidValue(f"{shown(value)} is not a time window HH:MM-HH:MM (24-hour), e.g. 03:00-05:00")
+    hours, minutes, end_hours, end_minutes = (int(g) for g in match.groups())
+    start, end = hours * 60 + minutes, end_hours * 60 + end_minutes
+    if start == end:
+        raise InvalidValue(f"{shown(value)} is an empty time window")
+    return start, end
+
+
 def one_line_text(value: str, *, max_length: int) -> str:
     """Text shown to a person (Raspberry Pi Imager's name and description): one line of
     printable characters, not empty."""

@@ -36,6 +36,7 @@ RESYNC_S = 30.0  # read every link from sysfs this often, whatever netlink said
 class Paths:
     sys: Path = Path("/sys")
     firstboot: Path = facts.FIRSTBOOT_STATUS
+    updating: Path = facts.UPDATING
     synchronized: Path = facts.SYNCHRONIZED
     requests: Path = actions.REQUEST_DIR
     vpn_state: Path = Path("/run/ewindow/vpn")
@@ -124,6 +125,7 @@ class Agent:
         self.facts = dataclasses.replace(
             self.facts,
             firstboot=facts.firstboot_state(self.paths.firstboot),
+            updating=self.paths.updating.exists(),
             has_ip=self.facts.link_up and facts.has_address(self.config.probe.interfaces),
             clock_synced=facts.clock_synced(self.paths.synchronized),
             identify=now < self.identify_until)

@@ -21,6 +21,7 @@ from .state import Internet
 SIOCGIFADDR = 0x8915
 SYNCHRONIZED = Path("/run/systemd/timesync/synchronized")  # timesyncd creates it when synced
 FIRSTBOOT_STATUS = Path("/run/ewindow/firstboot.json")
+UPDATING = Path("/run/ewindow/updating")  # exists while ewindow-upgrade runs (updates/upgrade.py)
 
 
 def firstboot_state(path: Path = FIRSTBOOT_STATUS) -> str:

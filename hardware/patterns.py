@@ -8,6 +8,7 @@ One LED (first true state wins; the RGB colour names the category, the rhythm is
 | identify (button pressed) | bursts of 5 very fast flashes | blue |
 | firstboot running | slow blink, 0.5 s on / 0.5 s off | white |
 | fault (firstboot failed, agent trouble) | fast blink, 0.1 s / 0.1 s | red |
+| updating (an unattended upgrade runs) | 3 long flashes, pause | white |
 | no link (cable, Wi-Fi) | 1 flash, pause | amber |
 | link, no IP address | 2 flashes, pause | amber |
 | no Internet | 3 flashes, pause | amber |
@@ -50,6 +51,7 @@ PATTERNS: dict[str, Pattern] = {
     State.identify: (*((1.0, 0.05), (0.0, 0.05)) * 5, (0.0, 0.5)),
     State.firstboot: ((1.0, 0.5), (0.0, 0.5)),
     State.fault: ((1.0, 0.1), (0.0, 0.1)),
+    State.updating: flashes(LONG, LONG, LONG),
     State.no_link: flashes(SHORT),
     State.no_ip: flashes(SHORT, SHORT),
     State.no_internet: flashes(SHORT, SHORT, SHORT),
@@ -64,6 +66,7 @@ AMBER: Colour = (1.0, 0.5, 0.0)  # colorzero has no "amber"
 WHITE: Colour = (1.0, 1.0, 1.0)
 COLOURS: dict[str, Colour] = {
     State.identify: (0.0, 0.0, 1.0), State.firstboot: (1.0, 1.0, 1.0), State.fault: (1.0, 0.0, 0.0),
+    State.updating: WHITE,
     State.no_link: AMBER, State.no_ip: AMBER, State.no_internet: AMBER, State.captive: AMBER,
     State.clock: AMBER, State.vpn_not_configured: (0.0, 1.0, 1.0), State.vpn_down: (1.0, 0.0, 1.0),
     State.vpn_up: (0.0, 1.0, 0.0),
@@ -72,7 +75,7 @@ COLOURS: dict[str, Colour] = {
 HEARTBEAT: Pattern = ((1.0, 0.1), (0.0, 0.1), (1.0, 0.1), (0.0, 1.7))
 ACT_PATTERNS: dict[str, Pattern] = {
     State.identify: PATTERNS[State.identify], State.firstboot: ((1.0, 1.0), (0.0, 1.0)),
-    State.fault: PATTERNS[State.fault], State.vpn_up: HEARTBEAT,
+    State.fault: PATTERNS[State.fault], State.vpn_up: HEARTBEAT, State.updating: ((1.0, 1.0), (0.0, 1.0)),
     **{s: ((1.0, 0.5), (0.0, 0.5)) for s in (State.no_link, State.no_ip, State.no_internet, State.captive,
                                              State.clock)},
     **{s: ((1.0, 0.1), (0.0, 0.15), (1.0, 0.1), (0.0, 0.65)) for s in (State.vpn_not_configured,

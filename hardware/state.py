@@ -11,6 +11,7 @@ class State(enum.StrEnum):
     identify = "identify"  # the button was pressed: "this one"
     firstboot = "firstboot"  # firstboot is running
     fault = "fault"  # firstboot failed, or the agent cannot do its job
+    updating = "updating"  # an unattended upgrade runs (updates/, /run/ewindow/updating)
     no_link = "no-link"  # no cable / no Wi-Fi association
     no_ip = "no-ip"  # link, but no address (DHCP)
     captive = "captive"  # a portal answers instead of the Internet
@@ -39,6 +40,7 @@ class Facts:
     vpn_configured: bool = False
     vpn_up: bool = False
     identify: bool = False
+    updating: bool = False
 
 
 def derive_state(facts: Facts) -> State:
@@ -48,6 +50,8 @@ def derive_state(facts: Facts) -> State:
         return State.firstboot
     if facts.firstboot == "failed" or facts.fault:
         return State.fault
+    if facts.updating:
+        return State.updating
     if not facts.link_up:
         return State.no_link
     if not facts.has_ip:

@@ -77,6 +77,8 @@ OK = Facts(
         ({"link_up": False, "has_ip": False}, State.no_link),
         ({"firstboot": "failed", "link_up": False}, State.fault),
         ({"fault": "bad config"}, State.fault),
+        ({"updating": True, "link_up": False, "vpn_up": False}, State.updating),
+        ({"updating": True, "firstboot": "failed"}, State.fault),
         ({"firstboot": "running", "link_up": False}, State.firstboot),
         ({"identify": True, "firstboot": "running"}, State.identify),
     ],
@@ -232,6 +234,7 @@ def make_agent(tmp_path: Path, factory: MockFactory, clock: Clock, **probe: Any)
         firstboot=tmp_path / "firstboot.json",
         synchronized=tmp_path / "synchronized",
         requests=tmp_path / "requests",
+        updating=tmp_path / "updating",
     )
     checks = {"internet": Internet.online, "vpn_up": True}
     return Agent(
@@ -284,6 +287,23 @@ def test_button_identify_restart_reboot_and_stuck(tmp_path: Path, factory: MockF
     clock.now += 10.5
     agent.tick()
     assert current(agent) is not State.identify
+    agent.player.stop()
+
+
+def test_an_upgrade_run_is_shown_while_it_lasts(tmp_path: Path, factory: MockFactory) -> None:
+    clock = Clock()
+    agent = make_agent(tmp_path, factory, clock)
+    agent.tick()
+    shown_before = current(agent)
+    assert shown_before is not State.updating
+    (tmp_path / "updating").touch()  # what ewindow-upgrade does while it runs (updates/upgrade.py)
+    clock.now += 1
+    agent.tick()
+    assert current(agent) is State.updating
+    (tmp_path / "updating").unlink()
+    clock.now += 1
+    agent.tick()
+    assert current(agent) is shown_before
     agent.player.stop()
 
 

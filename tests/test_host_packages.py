@@ -25,7 +25,7 @@ import yaml
 from ewindow_image import hostdeps
 
 REPO = Path(__file__).resolve().parent.parent
-SOURCES = ("ewindow_image", "firstboot", "hardware", "tests", "bench", "build.py")
+SOURCES = ("ewindow_image", "firstboot", "hardware", "updates", "tests", "bench", "build.py")
 RUNNERS = {"run", "spawn", "sh", "exec", "Popen", "check_output", "check_call", "call", "start"}
 STRING_RUNNERS = {"sh", "exec"}  # helpers that take the program as their first argument
 ARGV_NAMES = re.compile(r"argv|command|cmd|ssh|tool|netns")

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """The fleet's commands: identity (one window's, from its MAC or serial), hosts (the fleet's
-names and addresses from the cards), network init (a deployment's secrets)."""
+names and addresses from the cards), network init (a deployment's secrets), repo (its signed
+apt repository)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, EWindowError
 from ..log import log
-from .common import command, config_options, debug_option, load
+from .common import REPO_ROOT, cache_option, command, config_options, debug_option, load, stage_cache
 
 
 def add_commands(sub: Any) -> None:
@@ -39,12 +40,73 @@ def add_commands(sub: Any) -> None:
 
     network = command(sub, "network", "make a new deployment's secrets: network init DIR",
                       "Writes DIR/secrets.yaml (mode 0600) with a new PeerVPN key, and suggests a random\n"
-                      "ULA prefix. A new DIR is made 0700; an existing one must be private to you.\n"
-                      "Never overwrites an existing secrets.yaml.", cmd_network)
-    network.add_argument("action", choices=["init"], help="init: make DIR/secrets.yaml")
+                      "ULA prefix; and the key that signs the deployment's apt repository (build.py\n"
+                      "repo): DIR/repo-gnupg/ (private) and DIR/ewindow-archive-keyring.gpg (public).\n"
+                      "A new DIR is made 0700; an existing one must be private to you. Never overwrites\n"
+                      "anything: for an older DIR with secrets.yaml, it adds only the repository key.",
+                      cmd_network)
+    network.add_argument("action", choices=["init"],
+                         help="init: make DIR/secrets.yaml and the repository key")
     network.add_argument("directory", type=Path,
                          help="a folder outside the checkout, e.g. ~/ewindow-network")
     debug_option(network)
+
+
+    repo = command(sub, "repo", "publish the deployment's signed apt repository",
+                   "Builds the window's own packages (ewindow-firstboot, ewindow-agent) from this\n"
+                   "checkout and PeerVPN and cjdns from source for arm64 (the image's release) and for\n"
+                   "the hub (--hub-arch, --hub-suite), and publishes them with reprepro into DIR,\n"
+                   "signed with the deployment's key (network init; the site file's secrets_file\n"
+                   "says where). Serve DIR with any web server and set updates.repo to its URL.",
+                   cmd_repo, isolated=True)
+    config_options(repo)
+    repo.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "repo", metavar="DIR",
+                      help="the repository folder (default out/repo); later runs add to it")
+    repo.add_argument("--hub-arch", choices=["amd64", "arm64"], default=None,
+                      help="the hub's architecture (default: this machine's)")
+    repo.add_argument("--hub-suite", default=None, help="the hub's Debian release (default: this machine's)")
+    repo.add_argument("--allow-dirty", action="store_true",
+                      help="publish packages built from uncommitted changes (for tests)")
+    cache_option(repo)
+
+
+def cmd_repo(args: argparse.Namespace) -> int:
+    from ..config import deployment_dir
+    from ..fleet import repokey
+    from ..packages import repository
+    from ..packages.checkout import CheckoutPackages
+    from ..packages.service import SourcePackages
+    from ..packages.toolchain import Target, host_arch, host_suite
+
+    cfg = load(args)
+    folder = deployment_dir(cfg)
+    if folder is None or not repokey.exists(folder):
+        raise ConfigError("secrets_file", "", "no deployment repository key beside it"
+                          + (f" ({folder})" if folder else " (secrets_file is not set)")
+                          + ": run build.py network init on the secrets folder")
+    hub_arch = args.hub_arch or host_arch()
+    try:
+        hub_suite = args.hub_suite or (host_suite() if hub_arch == host_arch() else cfg.suite.value)
+        targets = {Target(cfg.arch, cfg.suite.value), Target(hub_arch, hub_suite)}
+    except EWindowError as exc:
+        raise ConfigError("--hub-arch/--hub-suite", "", str(exc)) from None
+    cache = stage_cache(args).root
+    sources = SourcePackages(cfg, REPO_ROOT / "packages", cache)
+    checkout = CheckoutPackages(REPO_ROOT, REPO_ROOT / "packages", cache)
+    common = [checkout.ensure(p) for p in checkout.plan(sorted(checkout.packages))]
+    if not args.allow_dirty:
+        repository.refuse_dirty(common)
+    built = {(t.suite, t.arch): [sources.ensure(p) for p in sources.plan(sorted(sources.recipes), t)]
+             for t in sorted(targets, key=lambda t: t.label)}
+    distributions = repository.merge(built, common)
+    home, _ = repokey.paths(folder)
+    with repokey.agent_stopped(home):
+        repository.publish(args.out, home, repokey.fingerprint(folder), distributions)
+    for distribution in distributions:
+        print(f"{distribution.codename} ({', '.join(distribution.architectures)}): "
+              + ", ".join(deb.name for deb in distribution.debs))
+    print(f"published {args.out}; serve it and set in the site file:\n  updates:\n    repo: http://HOST/PATH")
+    return 0
 
 
 def cmd_identity(args: argparse.Namespace) -> int:
@@ -69,12 +131,20 @@ def cmd_identity(args: argparse.Namespace) -> int:
 
 
 def cmd_network(args: argparse.Namespace) -> int:
-    from ..fleet.network import init
+    from ..fleet import repokey
+    from ..fleet.network import SECRETS_NAME, check_folder, init
 
-    path, found = init(args.directory)
-    print(f"created {path} (mode 0600). Add to your site.yaml:\n  secrets_file: {path}\n"
-          f"A new deployment may also use its own random ULA prefix (RFC 4193):\n"
-          f"  identity:\n    prefix: \"{found.prefix}\"")
+    directory = args.directory.expanduser().absolute()
+    if (directory / SECRETS_NAME).is_file() and not repokey.exists(directory):
+        check_folder(directory)  # an older deployment: only the repository key is new
+    else:
+        path, found = init(directory)
+        print(f"created {path} (mode 0600). Add to your site.yaml:\n  secrets_file: {path}\n"
+              f"A new deployment may also use its own random ULA prefix (RFC 4193):\n"
+              f"  identity:\n    prefix: \"{found.prefix}\"")
+    keyring, fingerprint = repokey.make(directory)
+    print(f"created the apt repository key {fingerprint} (private in {keyring.parent / 'repo-gnupg'}); "
+          f"images built with updates.repo trust {keyring}")
     return 0
 
 

@@ -11,6 +11,8 @@ from .loading import DEFAULTS_FILE, ConfigLayers, dump_config, load_config, pars
 from .schema import (
     NOT_KEYS,
     REDACTED,
+    REPO_GNUPG_DIR,
+    REPO_KEYRING,
     SECRET,
     AdminConfig,
     AgentConfig,
@@ -25,20 +27,24 @@ from .schema import (
     ImageConfig,
     InitramfsModules,
     Suite,
+    UpdatesConfig,
     VpnBackend,
     VpnConfig,
     VpnRole,
     WifiConfig,
     agent_settings,
+    deployment_dir,
     extra_repo_key,
     template_context,
+    updates_keyring,
 )
 from .validation import parse_size
 
 __all__ = [
-    "DEFAULTS_FILE", "NOT_KEYS", "REDACTED", "SECRET", "AdminConfig", "AgentConfig", "AptConfig",
-    "BootConfig", "BuildConfig", "CjdnsConfig", "Compression", "Config", "ConfigLayers",
-    "ExtraRepoConfig", "IdentityConfig", "ImageConfig", "InitramfsModules", "Suite", "VpnBackend",
-    "VpnConfig", "VpnRole", "WifiConfig", "agent_settings", "dump_config", "extra_repo_key",
-    "load_config", "parse_override", "parse_size", "template_context",
+    "DEFAULTS_FILE", "NOT_KEYS", "REDACTED", "REPO_GNUPG_DIR", "REPO_KEYRING", "SECRET",
+    "AdminConfig", "AgentConfig", "AptConfig", "BootConfig", "BuildConfig", "CjdnsConfig",
+    "Compression", "Config", "ConfigLayers", "ExtraRepoConfig", "IdentityConfig", "ImageConfig",
+    "InitramfsModules", "Suite", "UpdatesConfig", "VpnBackend", "VpnConfig", "VpnRole",
+    "WifiConfig", "agent_settings", "deployment_dir", "dump_config", "extra_repo_key",
+    "load_config", "parse_override", "parse_size", "template_context", "updates_keyring",
 ]

@@ -19,6 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from firstboot import checks
+
+from ..errors import ConfigError
+from . import openpgp
+
 
 class Suite(enum.StrEnum):
     trixie = "trixie"
@@ -247,6 +252,16 @@ class ReleaseConfig:
 
 
 @dataclass(frozen=True)
+class UpdatesConfig:
+    """Unattended upgrades on the window (README "Updates")."""
+
+    repo: str  # the deployment's apt repository (build.py repo), http(s) URL; "" = Debian only
+    key: str  # its public key; "" = ewindow-archive-keyring.gpg beside the secrets file
+    window: str  # local time "HH:MM-HH:MM" in which upgrades (and the reboots they ask for) run
+    reboot: bool  # reboot in the window when a package asks for it (/run/reboot-required)
+
+
+@dataclass(frozen=True)
 class Config:
     suite: Suite
     arch: str
@@ -265,6 +280,7 @@ class Config:
     sources: SourcesConfig
     build: BuildConfig
     release: ReleaseConfig
+    updates: UpdatesConfig
     # Where relative paths in the site file are resolved; not a YAML key.
     base_dir: Path = field(default=Path("."), compare=False)
     # Which layer set each dotted key (for messages about values checked later); not a key.
@@ -356,11 +372,59 @@ def agent_settings(cfg: Config) -> dict[str, Any]:
 # What templates see: the resolved config as plain data, e.g. ``{{ image.disk_id }}``,
 # with every secret blanked: a template cannot put one into the image.
 def template_context(cfg: Config) -> dict[str, Any]:
+    """The config as the stages' templates see it, with values computed from it: the
+    deployment repository's key as armour (``updates_repo_key``, "" without ``updates.repo``)
+    and the upgrade timer's start and spread (``updates_schedule``)."""
     data = to_plain(cfg, "")
     for name in NOT_KEYS:
         data.pop(name, None)
     assert isinstance(data, dict)
+    data["updates_repo_key"] = _repo_key(cfg)
+    data["updates_schedule"] = _schedule(cfg.updates.window)
     return data
+
+
+# the upgrade run starts this long before the window ends at the latest
+UPGRADE_RUN_MARGIN_MINUTES = 30
+
+
+def _schedule(window: str) -> dict[str, str]:
+    try:
+        start, end = checks.time_window(window)
+    except checks.InvalidValue:
+        return {"start": "03:00", "spread": "0"}  # validation names the field
+    length = (end - start) % (24 * 60)
+    spread = length - UPGRADE_RUN_MARGIN_MINUTES if length > 2 * UPGRADE_RUN_MARGIN_MINUTES else length // 2
+    return {"start": f"{start // 60:02d}:{start % 60:02d}", "spread": f"{spread}min"}
+
+
+def _repo_key(cfg: Config) -> str:
+    keyring = updates_keyring(cfg) if cfg.updates.repo else None
+    if keyring is None:
+        return ""
+    try:
+        return openpgp.armored_public_key(keyring.read_bytes())
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(cfg.origin("updates.repo"), "updates.key", f"{keyring}: {exc}") from None
+
+
+# The deployment's apt repository key, made by `build.py network init` beside secrets.yaml:
+# a GnuPG home with the private key, and the public key that images trust.
+REPO_GNUPG_DIR = "repo-gnupg"
+REPO_KEYRING = "ewindow-archive-keyring.gpg"
+
+
+def deployment_dir(cfg: Config) -> Path | None:
+    """The deployment's secrets folder (where the secrets file is), if the config names one."""
+    return (cfg.base_dir / cfg.secrets_file).expanduser().parent if cfg.secrets_file else None
+
+
+def updates_keyring(cfg: Config) -> Path | None:
+    """The public key of the deployment's repository that images trust."""
+    if cfg.updates.key:
+        return (cfg.base_dir / cfg.updates.key).expanduser()
+    folder = deployment_dir(cfg)
+    return folder / REPO_KEYRING if folder else None
 
 
 def extra_repo_key(cfg: Config, index: int) -> Path:

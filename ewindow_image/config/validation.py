@@ -16,7 +16,16 @@ import firstboot.vpn as vpn_rules
 from firstboot import checks
 
 from ..errors import ConfigError
-from .schema import Config, IdentityConfig, VpnConfig, WifiConfig, agent_settings, source_of, to_plain
+from .schema import (
+    Config,
+    IdentityConfig,
+    VpnConfig,
+    WifiConfig,
+    agent_settings,
+    source_of,
+    to_plain,
+    updates_keyring,
+)
 
 Fail = typing.Callable[[str, str], typing.NoReturn]
 
@@ -55,6 +64,7 @@ def check_config(cfg: Config, sources: Mapping[str, str]) -> None:
     check("image.disk_id", checks.image_disk_id, cfg.image.disk_id)
     check("image.name", checks.file_name, cfg.image.name)
     _check_apt(cfg, fail, check)
+    _check_updates(cfg, fail, check)
     for index, mirror in enumerate(cfg.sources.mirrors):
         if "://" in mirror:
             check(f"sources.mirrors[{index}]", checks.url, mirror, ("http", "https", "file"))
@@ -135,6 +145,22 @@ def _check_apt(cfg: Config, fail: Fail, check: typing.Callable[..., Any]) -> Non
         if not (cfg.base_dir / repo.key_file).expanduser().is_file():
             fail(f"{key}.key_file",
                  f"{cfg.base_dir / repo.key_file}: no such file (the repository's signing key)")
+
+
+def _check_updates(cfg: Config, fail: Fail, check: typing.Callable[..., Any]) -> None:
+    check("updates.window", checks.time_window, cfg.updates.window)
+    if cfg.updates.key:
+        check("updates.key", checks.file_path, cfg.updates.key)
+    if not cfg.updates.repo:
+        return
+    check("updates.repo", checks.apt_repository_url, cfg.updates.repo)
+    keyring = updates_keyring(cfg)
+    if keyring is None:
+        fail("updates.key", "not set, and no secrets_file beside which the repository key would be "
+             "(build.py network init makes it)")
+    elif not keyring.is_file():
+        fail("updates.key", f"{keyring}: no such file (the repository's public key; build.py network "
+             "init makes it)")
 
 
 def _check_agent(cfg: Config, fail: Fail) -> None:

@@ -68,6 +68,22 @@ def init(directory: Path) -> tuple[Path, NetworkSecrets]:
     if target.exists() or target.is_symlink():
         raise ConfigError(str(target), "", "exists already; it is never overwritten (move it away "
                           "to start a new deployment)")
+    check_folder(directory)
+    found = generate()
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{SECRETS_NAME}.")  # 0600, O_EXCL
+    try:
+        with os.fdopen(fd, "w") as stream:
+            stream.write(secrets_text(found, target))
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.link(tmp, target)  # fails if the name appeared meanwhile: never overwrites
+    finally:
+        os.unlink(tmp)
+    return target, found
+
+
+def check_folder(directory: Path) -> None:
+    """``directory`` is a folder only its owner can write to, made 0700 when missing."""
     if directory.exists() or directory.is_symlink():
         info = directory.lstat()
         if not stat.S_ISDIR(info.st_mode):
@@ -81,14 +97,3 @@ def init(directory: Path) -> tuple[Path, NetworkSecrets]:
             directory.mkdir(mode=0o700, parents=True)
         except OSError as exc:
             raise ConfigError(str(directory), "", exc.strerror or str(exc)) from None
-    found = generate()
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{SECRETS_NAME}.")  # 0600, O_EXCL
-    try:
-        with os.fdopen(fd, "w") as stream:
-            stream.write(secrets_text(found, target))
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.link(tmp, target)  # fails if the name appeared meanwhile: never overwrites
-    finally:
-        os.unlink(tmp)
-    return target, found

@@ -5,7 +5,8 @@
 files and the newest of them (``git rev-list --count``, ``git log -1``), so that every commit
 that changes the package gives a higher Debian version (``0.1.0+27.g1a2b3c4d5e`` <
 ``0.1.0+28.g…``) and a commit elsewhere (the README, the builder) gives the same package.
-Uncommitted changes to its files add ``.dirty``: such a build says so, and ``repo`` refuses to
+Uncommitted changes to its files add ``.dirty`` (a package with no commit yet is
+``PROJECT+0.dirty``): such a build says so, and ``repo`` refuses to
 publish it (two different dirty builds would share one version).
 
 A copy of the checkout without ``.git`` (the tests' and benchmarks' copies, an export) reads
@@ -61,9 +62,8 @@ def checkout_version(root: Path, name: str, paths: Sequence[str]) -> str:
         dirty = bool(run(argv["changes"], capture=True).strip())
     except ValueError:
         raise VersionError(f"{name}: git gave no commit count for {', '.join(paths)}") from None
-    if count == 0 or not commit:
-        raise VersionError(f"{name}: no commit touches {', '.join(paths)} yet",
-                           hint="commit the package's files")
+    if count == 0 or not commit:  # a package not committed yet: below its first commit's version
+        return f"{__version__}+0{DIRTY}"
     return compose(count, commit, dirty)
 
 

@@ -59,7 +59,8 @@ class RepoPaths:
         benchmarks edit the copy, never the checkout."""
         target.mkdir(parents=True)
         shutil.copy2(self.root / "build.py", target / "build.py")
-        for name in ("ewindow_image", "firstboot", "hardware", "stages", "overlays", "packages"):
+        for name in ("ewindow_image", "firstboot", "hardware", "updates", "stages", "overlays",
+                     "packages"):
             if not (self.root / name).is_dir():
                 continue
             shutil.copytree(self.root / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))

@@ -56,7 +56,7 @@ def release_epoch(cfg: Config, root: Path) -> ReleaseEpoch:
 # What the image is made from: the stages, overlays, recipes, the window's code and the
 # builder code the artifacts depend on (pipeline/driver.py ARTIFACT_CODE), not the CLI, cards,
 # fleet or qemu code.
-IMAGE_SOURCES = ("stages", "overlays", "packages", "firstboot", "hardware",
+IMAGE_SOURCES = ("stages", "overlays", "packages", "firstboot", "hardware", "updates",
                  "ewindow_image/build", "ewindow_image/image", "ewindow_image/apt",
                  "ewindow_image/packages", "ewindow_image/config")
 

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: MIT
 """Overlays: file trees under ``overlays/NAME/`` rendered with jinja2 into the target.
 
-Rendering is pure (:func:`render_overlay` returns the files with their content, mode and
-owner); :func:`install_files` writes them. Owners are names looked up in the *target's*
+A template that renders to nothing (white space only) writes no file: one that only some
+configs need. Rendering is pure (:func:`render_overlay` returns the files with their content,
+mode and owner); :func:`install_files` writes them. Owners are names looked up in the *target's*
 /etc/passwd and /etc/group, never the build host's.
 """
 
@@ -65,9 +66,12 @@ def render_overlay(overlay_dir: Path, specs: Iterable[FileSpec],
         executable = os.access(overlay_dir / rel, os.X_OK)
         default_mode = 0o755 if executable else 0o644
         mode = spec.mode if spec and spec.mode is not None else default_mode
-        files.append(RenderedFile(target, render(rel), mode, spec.owner if spec else "root",
-                                  spec.group if spec else "root", rel))
+        content = render(rel)
         seen.add(target)
+        if rel.endswith(TEMPLATE_SUFFIX) and not content.strip():
+            return  # a template with nothing to say for this config: no file (e.g. no updates.repo)
+        files.append(RenderedFile(target, content, mode, spec.owner if spec else "root",
+                                  spec.group if spec else "root", rel))
 
     if overlay_dir.is_dir():
         for path in sorted(overlay_dir.rglob("*")):

@@ -21,21 +21,22 @@ BUILD_ARGS := $(CONFIG_ARGS) --out $(OUT)
 CROSS_GCC := $(if $(filter aarch64,$(shell uname -m)),gcc-x86-64-linux-gnu,gcc-aarch64-linux-gnu)
 HOST_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test dosfstools mtools \
 	fdisk e2fsprogs bmap-tools zstd xz-utils qemu-system-arm python3-venv util-linux \
-	passwd systemd gcc $(CROSS_GCC) nodejs git faketime gpg
+	passwd systemd gcc $(CROSS_GCC) nodejs git faketime gpg reprepro
 # Extra packages for the tests.
 TEST_PACKAGES := $(HOST_PACKAGES) shellcheck device-tree-compiler cpio openssh-client \
 	iputils-ping iproute2 procps nftables tinc yggdrasil radvd dpkg-dev gnupg strace
 
 ARCH ?=
 
-.PHONY: image packages flash station test test-fast boot-test plan config lint bench host-deps test-deps venv clean help verify-repro
+.PHONY: image packages repo flash station test test-fast boot-test plan config lint bench host-deps test-deps venv clean help verify-repro
 
 help:
 	@echo "make image      build out/*.img and its artifacts (SITE=site.yaml SET='key=value ...')"
 	@echo "make test       run the whole test suite, including an image build and qemu boots"
 	@echo "make flash      DEVICE=/dev/sdX SITE=site.yaml [WINDOW_NAME=name]: write and personalise a card"
 	@echo "make station    SITE=site.yaml [INVENTORY=names.yaml] [PARALLEL=N] [COUNT=N]: write every card put in"
-	@echo "make packages   PeerVPN and cjdns .debs from source into OUT/packages ([ARCH=amd64|arm64], for hubs)"
+	@echo "make packages   PeerVPN, cjdns and the window's own .debs into OUT/packages ([ARCH=amd64|arm64], for hubs)"
+	@echo "make repo       SITE=site.yaml: the deployment's signed apt repository in OUT/repo (README \"Updates\")"
 	@echo "make plan       show which stages would rebuild and why (changes nothing) [MANIFEST=old.manifest]"
 	@echo "make verify-repro  build twice (second with its own cache) and compare the bytes [COLD=1]"
 	@echo "make boot-test  boot the built image under qemu (virt and raspi3b)"
@@ -47,6 +48,11 @@ image: host-deps venv
 
 packages: host-deps venv
 	$(SUDO) $(PY) build.py packages $(CONFIG_ARGS) $(if $(ARCH),--arch $(ARCH)) --out $(OUT)/packages
+
+# The deployment's signed apt repository (README "Updates"): the window's own packages and
+# PeerVPN/cjdns for arm64 and this machine (the hub), signed with network init's key.
+repo: host-deps venv
+	$(SUDO) $(PY) build.py repo $(CONFIG_ARGS) --out $(OUT)/repo $(if $(ALLOW_DIRTY),--allow-dirty)
 
 # Writes the built image with bmaptool, then the card's deployment settings (SITE's keys,
 # Wi-Fi, VPN secrets). Refuses the system disk, mounted and non-removable disks (FORCE=1).

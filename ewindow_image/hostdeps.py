@@ -49,6 +49,9 @@ PERSONALISE_TOOLS = {"mcopy": "mtools", "mren": "mtools", "sfdisk": "fdisk", "de
 FLASH_TOOLS = {**PERSONALISE_TOOLS, "bmaptool": "bmap-tools", "lsblk": "util-linux"}
 
 SIGNING_TOOLS = {"gpg": "gpg"}
+# network init's repository key and build.py repo (README "Updates")
+KEY_TOOLS = {"gpg": "gpg", "gpgconf": "gpgconf"}
+REPOSITORY_TOOLS = {**KEY_TOOLS, "reprepro": "reprepro", **SOURCE_PACKAGE_TOOLS}
 
 
 def build_tools(*, signing: bool) -> dict[str, str]:

@@ -110,7 +110,7 @@ def called_programs() -> dict[str, str]:
         for program in programs_in_shell(command):
             found.setdefault(program, "stages/*/stage.yaml host hooks")
     for table in (hostdeps.BUILD_TOOLS, hostdeps.BOOT_TEST_TOOLS, hostdeps.PERSONALISE_TOOLS,
-                  hostdeps.FLASH_TOOLS, hostdeps.SOURCE_PACKAGE_TOOLS):
+                  hostdeps.FLASH_TOOLS, hostdeps.SOURCE_PACKAGE_TOOLS, hostdeps.REPOSITORY_TOOLS):
         for program in table:
             found.setdefault(program, "ewindow_image/hostdeps.py")
     return {p: where for p, where in found.items()

@@ -271,8 +271,8 @@ def test_the_repository_serves_the_packages_to_apt_with_the_key_and_refuses_anot
     forged = rendered_updates(site(tmp_path / "other-site", other, url))
     refused = apt(tmp_path / "apt-other", forged, "apt-get", "update")
     assert refused.returncode != 0 and "NO_PUBKEY" in refused.stderr + refused.stdout, refused.stderr
-    policy = apt(tmp_path / "apt-other", forged, "apt-cache", "policy", "ewindow-agent")
-    assert "Candidate" not in policy.stdout  # apt does not know the package
+    unknown = apt(tmp_path / "apt-other", forged, "apt-cache", "policy", "ewindow-agent")
+    assert "Candidate" not in unknown.stdout  # apt does not know the package
     assert not list((tmp_path / "apt-other/lists").glob("*Packages*"))
 
     # the same version with other contents (a copy whose stamp keeps the versions) is refused

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from .. import hostdeps
 from ..errors import ConfigError, EWindowError
 from ..log import log
 from .common import REPO_ROOT, cache_option, command, config_options, debug_option, load, stage_cache
@@ -78,6 +79,7 @@ def cmd_repo(args: argparse.Namespace) -> int:
     from ..packages.service import SourcePackages
     from ..packages.toolchain import Target, host_arch, host_suite
 
+    hostdeps.require_tools(hostdeps.REPOSITORY_TOOLS)
     cfg = load(args)
     folder = deployment_dir(cfg)
     if folder is None or not repokey.exists(folder):
@@ -134,6 +136,7 @@ def cmd_network(args: argparse.Namespace) -> int:
     from ..fleet import repokey
     from ..fleet.network import SECRETS_NAME, check_folder, init
 
+    hostdeps.require_tools(hostdeps.KEY_TOOLS)
     directory = args.directory.expanduser().absolute()
     if (directory / SECRETS_NAME).is_file() and not repokey.exists(directory):
         check_folder(directory)  # an older deployment: only the repository key is new

@@ -51,6 +51,9 @@ class BootSpec:
     # VMs on one bridge; the tap must exist and be up
     tap: str = ""
     netns: str = ""  # run qemu inside this network namespace
+    # virt, user network: one address the guest may reach although restrict=on, e.g.
+    # "tcp:10.0.2.100:80-cmd:python3 relay.py 8080" (a repository served on this host)
+    guestfwd: str = ""
 
 
 @dataclass
@@ -114,7 +117,8 @@ def qemu_argv(spec: BootSpec, files: dict[str, Path], disk: Path, console_log: P
     if spec.machine == "virt":
         netdev = (f"tap,id=n0,ifname={spec.tap},script=no,downscript=no" if spec.tap else
                   "user,id=n0,restrict=on" + (f",hostfwd=tcp:127.0.0.1:{spec.ssh_port}-:22"
-                                              if spec.ssh_port else ""))
+                                              if spec.ssh_port else "")
+                  + (f",guestfwd={spec.guestfwd}" if spec.guestfwd else ""))
         netns = ["ip", "netns", "exec", spec.netns] if spec.netns else []
         return [*netns, "qemu-system-aarch64", "-M", "virt", "-cpu", "cortex-a53", "-smp", "2", "-m", "1G",
                 *common,

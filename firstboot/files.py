@@ -52,6 +52,16 @@ def tap_network(identity: Identity, tap: str, prefix_len: int) -> str:
             f"[Address]\nAddress={identity.ula}/{prefix_len}\nDuplicateAddressDetection=none\n")
 
 
+METRICS_PORT = 9100  # the node exporter's (https://github.com/prometheus/prometheus/wiki/Default-port-allocations)
+
+
+def metrics_socket(addresses: list[str]) -> str:
+    """ewindow-metrics.socket's addresses: the window's VPN addresses only (README "Watching
+    the fleet"); ``addresses`` are checked IPv6 addresses."""
+    listen = "".join(f"ListenStream=[{address}]:{METRICS_PORT}\n" for address in addresses)
+    return f"{HEADER}[Socket]\n{listen}"
+
+
 def wpa_psk(ssid: str, passphrase: str) -> str:
     """The 256-bit key wpa_passphrase derives (IEEE 802.11i PBKDF2-SHA1, 4096 rounds): the
     card keeps the key, not the passphrase, and no quoting of odd characters is needed."""

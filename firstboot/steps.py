@@ -42,7 +42,7 @@ from .settings import (
     parse_deployment,
     parse_json,
 )
-from .vpn import VpnNode, VpnSettingsError, check_complete, parse_vpn
+from .vpn import ACTIVE_FILE, VpnNode, VpnSettingsError, check_complete, parse_vpn
 from .vpn.apply import KeyLost
 from .vpn.apply import apply as apply_vpn
 
@@ -236,6 +236,31 @@ def vpn(ctx: Context) -> None:
         raise StepError(str(exc)) from None
 
 
+LAYER2 = ("tinc", "peervpn")  # the backends on tap0, which carries the ULA
+METRICS_ADDRESSES = "etc/systemd/system/ewindow-metrics.socket.d/addresses.conf"
+
+
+def metrics(ctx: Context) -> None:
+    """The node exporter listens on this window's VPN addresses, never on the LAN: the ULA on
+    tap0 when a layer-2 backend runs, cjdns' address when cjdns does; none without a VPN."""
+    assert ctx.identity is not None
+    try:
+        active = json.loads((ctx.root / ACTIVE_FILE).read_text()).get("backends", [])
+    except (OSError, ValueError, AttributeError):
+        active = []
+    addresses = [ctx.identity.ula] if any(b in LAYER2 for b in active) else []
+    cjdns_address = ctx.vpn_public.get("cjdns_address", "")
+    if "cjdns" in active and cjdns_address:
+        try:
+            addresses.append(str(checks.ipv6_address(cjdns_address)))
+        except checks.InvalidValue as exc:
+            raise StepError(f"cjdns' address: {exc}") from None
+    if addresses:
+        ctx.root.write(METRICS_ADDRESSES, files.metrics_socket(addresses))
+    else:
+        ctx.root.remove(METRICS_ADDRESSES)
+
+
 def host_key_fingerprints(ctx: Context) -> dict[str, str]:
     found = {}
     for pub in sorted((ctx.root / "etc/ssh").glob("ssh_host_*_key.pub")):
@@ -266,6 +291,7 @@ STEPS: tuple[tuple[str, Callable[[Context], None]], ...] = (
     ("admin-keys", admin_keys),
     ("wifi", wifi),
     ("vpn", vpn),
+    ("metrics", metrics),
     ("publish", publish),
     ("done", done),
 )

@@ -16,7 +16,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .agent import Agent, link_event
+from . import metrics
+from .agent import Agent, Paths, link_event
 from .config import DEFAULT_FILE, AgentConfig, AgentConfigError, load
 from .indicators import make_indicator
 from .linkwatch import LinkWatcher
@@ -45,6 +46,8 @@ def attach_button(agent: Agent, factory: Any = None) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ewindow-agent", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=DEFAULT_FILE)
+    parser.add_argument("--metrics-dir", type=Path, default=metrics.TEXTFILE_DIR,
+                        help="where the metrics file for the node exporter's textfile collector goes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     fault = ""
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     indicator, why = make_indicator(config.led)
     if why:
         log.warning("<4>LED: %s; using %s", why, indicator.name)
-    agent = Agent(config, indicator)
+    agent = Agent(config, indicator, paths=Paths(metrics_dir=args.metrics_dir))
     if fault:
         agent.post("checks", {"fault": fault})
     button = attach_button(agent)

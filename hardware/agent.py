@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import actions, facts
+from . import actions, facts, metrics
 from .button import Action, Hold, PressClassifier
 from .config import AgentConfig
 from .indicators import Indicator
@@ -30,6 +30,7 @@ from .state import Facts, State, derive_state
 log = logging.getLogger("ewindow-agent")
 Event = tuple[str, Any]
 RESYNC_S = 30.0  # read every link from sysfs this often, whatever netlink said
+METRICS_S = 5.0  # the metrics file is written this often (metrics.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +38,9 @@ class Paths:
     sys: Path = Path("/sys")
     firstboot: Path = facts.FIRSTBOOT_STATUS
     updating: Path = facts.UPDATING
+    upgrade: Path = metrics.UPGRADE_STATE
+    dpkg_status: Path = metrics.DPKG_STATUS
+    metrics_dir: Path = metrics.TEXTFILE_DIR
     synchronized: Path = facts.SYNCHRONIZED
     requests: Path = actions.REQUEST_DIR
     vpn_state: Path = Path("/run/ewindow/vpn")
@@ -45,13 +49,15 @@ class Paths:
 
 
 def slow_checks(config: AgentConfig, paths: Paths) -> dict[str, Any]:
-    """Internet and VPN: seconds each, so they run outside the main loop."""
+    """Internet and VPN: seconds each, so they run outside the main loop. ``vpn_peers`` (each
+    backend's own count) is for the metrics, the rest are facts."""
     probe = config.probe
     active = facts.active_backends(paths.vpn_active, probe.vpn_backends)
+    statuses = facts.vpn_statuses(active, probe.vpn_targets, paths.vpn_state, probe.tap)
     return {"internet": facts.internet(probe.internet_url, probe.internet_expect),
             "vpn_configured": bool(active),
-            "vpn_up": bool(active) and facts.vpn_up(active, probe.vpn_targets, paths.vpn_state, probe.tap,
-                                                    paths.sys)}
+            "vpn_up": bool(active) and facts.vpn_up(statuses, probe.vpn_targets, probe.tap, paths.sys),
+            "vpn_peers": {s.backend: s.peers for s in statuses}}
 
 
 class Agent:
@@ -73,6 +79,9 @@ class Agent:
         self.checker: threading.Thread | None = None
         self.workers: list[Any] = [self.player]
         self.shown = ""
+        self.peers: dict[str, int | None] = {}
+        self.next_metrics = 0.0
+        self.metrics_failed = False
         self.read_links()
 
     # --- events ---------------------------------------------------------------------------
@@ -86,6 +95,7 @@ class Agent:
         if kind == "link":
             self.read_links()
         elif kind == "checks":
+            self.peers = value.pop("vpn_peers", self.peers)
             self.facts = dataclasses.replace(self.facts, **value)
         elif kind == "pressed":
             self.classifier.press()
@@ -135,6 +145,22 @@ class Agent:
                                             name="checks", daemon=True)
             self.checker.start()
         self.show()
+        if now >= self.next_metrics:
+            self.next_metrics = now + METRICS_S
+            self.write_metrics()
+
+    def write_metrics(self) -> None:
+        """For the node exporter's textfile collector (metrics.py); a failure is logged once
+        and never stops the LED."""
+        text = metrics.exposition(self.shown, self.facts.firstboot, self.peers,
+                                  metrics.installed_versions(self.paths.dpkg_status),
+                                  metrics.last_upgrade(self.paths.upgrade))
+        try:
+            metrics.write(text, self.paths.metrics_dir)
+        except OSError as exc:
+            if not self.metrics_failed:
+                log.warning("<4>metrics: cannot write %s: %s", self.paths.metrics_dir, exc)
+            self.metrics_failed = True
 
     def show(self) -> None:
         hold = self.classifier.holding()

@@ -95,11 +95,17 @@ def active_backends(active_file: Path, baked_in: Sequence[str]) -> tuple[str, ..
     return tuple(b for b in baked_in if b in listed)
 
 
-def vpn_up(backends: Sequence[str], targets: Sequence[str], state_dir: Path = Path("/run/ewindow/vpn"),
-           tap: str = "tap0", sys_root: Path = Path("/sys")) -> bool:
+def vpn_statuses(backends: Sequence[str], targets: Sequence[str], state_dir: Path = Path("/run/ewindow/vpn"),
+                 tap: str = "tap0") -> list[vpnprobe.VpnStatus]:
+    """Each backend's own account: its peer count and the targets that answered."""
+    return [vpnprobe.probe(b, targets, state_dir=state_dir, tap=tap) for b in backends]
+
+
+def vpn_up(statuses: Sequence[vpnprobe.VpnStatus], targets: Sequence[str], tap: str = "tap0",
+           sys_root: Path = Path("/sys")) -> bool:
     """Up when a backend counts peers or a target answers; on tap0 without configured
     targets, when another window answers ``ping ff02::1%tap0`` (the original's check)."""
-    if any(vpnprobe.probe(b, targets, state_dir=state_dir, tap=tap).up for b in backends):
+    if any(status.up for status in statuses):
         return True
-    layer2 = any(b in LAYER2 for b in backends) and (sys_root / "class/net" / tap).exists()
+    layer2 = any(s.backend in LAYER2 for s in statuses) and (sys_root / "class/net" / tap).exists()
     return not targets and layer2 and bool(vpnprobe.responders(tap))

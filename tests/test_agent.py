@@ -235,6 +235,8 @@ def make_agent(tmp_path: Path, factory: MockFactory, clock: Clock, **probe: Any)
         synchronized=tmp_path / "synchronized",
         requests=tmp_path / "requests",
         updating=tmp_path / "updating",
+        metrics_dir=tmp_path / "metrics",
+        upgrade=tmp_path / "upgrade.json",
     )
     checks = {"internet": Internet.online, "vpn_up": True}
     return Agent(
@@ -329,14 +331,20 @@ def test_vpn_up_from_peers_targets_or_tap_responders(
     answering: set[str] = set()
     monkeypatch.setattr(vpnprobe, "responders", lambda tap: answering)
     monkeypatch.setattr(vpnprobe, "reachable", lambda targets, **kw: ())
-    assert not facts.vpn_up(("tinc",), (), state, sys_root=tmp_path / "sys")
+    monkeypatch.setattr(vpnprobe, "yggdrasil_peers", lambda endpoint: None)
+
+    def up(backend: str) -> bool:
+        return facts.vpn_up(facts.vpn_statuses((backend,), (), state), (), sys_root=tmp_path / "sys")
+
+    assert not up("tinc")
     answering.add("fe80::b827:ebff:fe00:1")  # another window on tap0
-    assert facts.vpn_up(("tinc",), (), state, sys_root=tmp_path / "sys")
-    assert not facts.vpn_up(("yggdrasil",), (), state, sys_root=tmp_path / "sys")  # layer 3: no tap0
+    assert up("tinc")
+    assert not up("yggdrasil")  # layer 3: no tap0
     answering.clear()
     (state / "tinc").mkdir(parents=True)
     (state / "tinc/hub").touch()  # host-up hook: a peer
-    assert facts.vpn_up(("tinc",), (), state, sys_root=tmp_path / "sys")
+    assert up("tinc")
+    assert facts.vpn_statuses(("tinc",), (), state)[0].peers == 1
 
 
 def test_classifier_needs_a_press_before_a_release() -> None:

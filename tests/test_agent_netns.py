@@ -60,7 +60,8 @@ def test_pulling_the_cable_changes_the_led_state(cable: tuple[str, str], tmp_pat
                                             "link_down_debounce_s": DEBOUNCE, "interval_s": 5}}))
     env = {**os.environ, "PYTHONPATH": str(REPO), "GPIOZERO_PIN_FACTORY": "mock", "PYTHONUNBUFFERED": "1"}
     agent = subprocess.Popen(["ip", "netns", "exec", window, sys.executable, "-m", "hardware", "--config",
-                              str(config)], env=env, stderr=subprocess.PIPE, text=True)
+                              str(config), "--metrics-dir", str(tmp_path / "metrics")], env=env,
+                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     try:
         # cable in, an address, no Internet in the namespace
@@ -77,7 +78,16 @@ def test_pulling_the_cable_changes_the_led_state(cable: tuple[str, str], tmp_pat
         seconds = time.monotonic() - plugged
         assert seconds < 2.5
         print(f"cable back: shown after {seconds:.2f} s")
+        time.sleep(6)  # the metrics file follows within METRICS_S (5 s)
     finally:
         agent.terminate()
         agent.wait(timeout=10)
     assert agent.returncode == 0  # SIGTERM is a clean stop
+    # the metrics for the node exporter say what the LED says, in a format promtool accepts
+    assert agent.stderr is not None
+    logged = set(re.findall(r"state: ([a-z-]+)", "".join(lines) + agent.stderr.read()))
+    text = (tmp_path / "metrics/ewindow_agent.prom").read_text()
+    shown = re.findall(r'ewindow_led_state\{state="([a-z-]+)"\} 1\n', text)
+    assert len(shown) == 1 and shown[0] in logged, (shown, logged)
+    checked = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr

@@ -73,7 +73,9 @@ def test_the_window_code_is_packaged_with_its_units_and_config(debs: dict[str, P
     assert deb_control(agent, "conffiles").split() == ["/etc/sysctl.d/60-ewindow-ping.conf"]
     postinst = deb_control(agent, "postinst")
     # the units with an [Install] section are enabled, the agent restarted after an upgrade
-    assert "UNITS='ewindow-agent.service ewindow-reboot.path ewindow-restart-vpn.path'" in postinst
+    assert ("UNITS='ewindow-agent.service ewindow-metrics.socket ewindow-reboot.path "
+            "ewindow-restart-vpn.path'") in postinst
+    assert "TMPFILES=ewindow-metrics.conf" in postinst
     assert "RESTART=ewindow-agent.service" in postinst and "SYSUSERS=ewindow-agent.conf" in postinst
     assert "RESTART=''" in deb_control(firstboot, "postinst")  # firstboot is not run again
     for deb in debs.values():
@@ -216,5 +218,5 @@ def test_only_regular_files_go_into_a_package(tmp_path: Path) -> None:
 def test_the_source_recipes_are_not_confused_with_checkout_packages() -> None:
     assert set(load_recipes(REPO / "packages")) == {"peervpn", "cjdns"}
     assert set(CheckoutPackages(REPO, REPO / "packages", Path("/nonexistent")).packages) == {
-        "ewindow-firstboot", "ewindow-agent"}
+        "ewindow-firstboot", "ewindow-agent", "ewindow-updates"}
     assert shutil.which("dpkg-deb")

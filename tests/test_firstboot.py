@@ -170,3 +170,21 @@ def test_power_loss_after_any_change_is_completed_by_the_next_boot(tmp_path: Pat
 def test_wpa_psk_known_answer() -> None:
     # IEEE 802.11i-2004 annex H.4 test vector, as wpa_passphrase computes it
     assert wpa_psk("IEEE", "password") == "f42c6fc52df0ebef9ebb4b90b38a5f902e83fe1b135a70e23aed762e9710a12e"
+
+
+def test_metrics_listen_on_the_vpn_addresses_only(tmp_path: Path) -> None:
+    """ewindow-metrics.socket gets the ULA on tap0 when PeerVPN runs, nothing without a VPN."""
+    addresses = "etc/systemd/system/ewindow-metrics.socket.d/addresses.conf"
+    without = personalised(tmp_path / "a")
+    assert firstboot(without).returncode == 0
+    assert not (without / addresses).exists()
+    vpn = {"backends": ["peervpn"], "psk": VPN_PSK, "peervpn": {"initpeers": ["192.0.2.1 7777"]}}
+    root = personalised(tmp_path / "b", {**DEPLOYMENT, "vpn": vpn})
+    image_settings = root / "etc/ewindow/firstboot.json"
+    image_settings.write_text(json.dumps({**json.loads(image_settings.read_text()),
+                                          "vpn": {"backends": ["peervpn"]}}))
+    result = firstboot(root)
+    assert result.returncode == 0, result.stderr
+    text = (root / addresses).read_text()
+    assert [line for line in text.splitlines() if not line.startswith("#")] == [
+        "[Socket]", "ListenStream=[fde1:c0fe::dca6:3201:203]:9100"]

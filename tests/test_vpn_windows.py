@@ -159,6 +159,21 @@ class Window:
         return self.ssh("systemctl show -P StatusText ewindow-agent").stdout.strip()
 
 
+# From the hub's namespace: the body at a URL, or what went wrong (connection refused …)
+FETCH = """
+import sys, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=20).read().decode())
+except OSError as error:
+    print("refused" if "refused" in str(error).lower() else f"error {error}")
+"""
+
+
+def scrape(hub: Node, address: str) -> str:
+    """GET /metrics on port 9100 of ``address`` (a VPN or LAN address of a window)."""
+    return hub.exec(sys.executable, "-c", FETCH, f"http://[{address}]:9100/metrics", check=False).stdout
+
+
 def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
     built: Built,
     lan_of: LanFactory,  # noqa: F811 (the fixture imported above)
@@ -221,6 +236,17 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
             seen[name]["ordering"] = window.ssh(
                 "systemctl show --value --property=After,Wants,Requires ewindow-peervpn ewindow-cjdns"
             ).stdout
+            # metrics over the VPN (PeerVPN's ULA, cjdns' address), never on the LAN
+            seen[name]["metrics_ula"] = scrape(hub, window.identity.ula)
+            tun0 = json.loads(window.ssh("ip -j -6 addr show dev tun0").stdout or "[]")
+            own_fc = [a["local"] for link in tun0 for a in link["addr_info"] if a["local"].startswith("fc")]
+            seen[name]["metrics_cjdns"] = scrape(hub, own_fc[0]) if own_fc else "no cjdns address"
+            lan = window.ssh("ip -j -6 addr show scope global dev eth0 2>/dev/null || "
+                             "ip -j -6 addr show scope global").stdout
+            lan_addresses = [a["local"] for link in json.loads(lan or "[]") for a in link["addr_info"]
+                             if a["local"].startswith(LAN_PREFIX.rstrip(":"))]
+            seen[name]["metrics_lan"] = [scrape(hub, a) for a in lan_addresses]
+            seen[name]["metrics_link_local"] = scrape(hub, f"{nic_link_local(WINDOWS[name])}%eth0")
             checked.wait()
 
         spec = BootSpec(machine="virt", timeout=400, mac=WINDOWS[name], tap=f"vm{index}", netns=switch)
@@ -253,3 +279,17 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
         assert result["cjdns_other"] and result["cjdns_s"] is not None  # the other's cjdns address
         report = result["report"]
         assert isinstance(report, dict) and report["hostname"] == windows[name].identity.hostname
+        # the metrics: over both VPNs, in a format promtool accepts, saying what the LED says
+        for over in ("metrics_ula", "metrics_cjdns"):
+            text = str(result[over])
+            assert 'ewindow_led_state{state="vpn-up"} 1' in text, (over, text[:500])
+            assert re.search(r'ewindow_vpn_peers\{backend="peervpn"\} [1-9]', text), text
+            assert 'ewindow_package_info{package="ewindow-agent",version="' in text
+            assert re.search(r'node_filesystem_avail_bytes\{[^}]*mountpoint="/"\} [0-9]', text)
+            assert "node_boot_time_seconds " in text and "ewindow_firstboot_done 1" in text
+            checked_format = subprocess.run(["promtool", "check", "metrics"], input=text,
+                                            capture_output=True, text=True, check=False)
+            assert checked_format.returncode == 0, checked_format.stdout + checked_format.stderr
+        # and not on the partner space's LAN: its global and link-local addresses refuse
+        assert result["metrics_lan"] and all(r.strip() == "refused" for r in result["metrics_lan"]), result
+        assert str(result["metrics_link_local"]).strip() == "refused", result["metrics_link_local"]

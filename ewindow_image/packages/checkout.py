@@ -40,6 +40,7 @@ CLAMP_EPOCH = 1735689600  # 2025-01-01T00:00:00Z, the stages' clock (pipeline/ep
 UNIT = re.compile(r"^[A-Za-z0-9@._-]+\.(service|path|timer|socket|target)$")
 UNIT_DIR = "usr/lib/systemd/system"
 SYSUSERS_DIR = "usr/lib/sysusers.d"
+TMPFILES_DIR = "usr/lib/tmpfiles.d"
 SKIPPED = ("__pycache__",)
 INSTALL_PATH = re.compile(r"^(usr|etc|var)/[A-Za-z0-9._/+-]+$")
 RELATIVE_PATH = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
@@ -169,6 +170,11 @@ def sysusers(held: Sequence[PackageFile]) -> list[str]:
             and f.path.endswith(".conf")]
 
 
+def tmpfiles(held: Sequence[PackageFile]) -> list[str]:
+    return [f.path.rpartition("/")[2] for f in held if f.path.startswith(TMPFILES_DIR + "/")
+            and f.path.endswith(".conf")]
+
+
 def conffiles(held: Sequence[PackageFile]) -> list[str]:
     return ["/" + f.path for f in held if f.path.startswith("etc/")]
 
@@ -280,7 +286,7 @@ def build_deb(package: CheckoutPackage, version: str, repo_root: Path, staging: 
     control_dir.mkdir()
     unit_names = units(held)
     kept = conffiles(held)
-    scripts = {"postinst": debhelper.postinst(unit_names, package.restart, sysusers(held)),
+    scripts = {"postinst": debhelper.postinst(unit_names, package.restart, sysusers(held), tmpfiles(held)),
                "prerm": debhelper.prerm(unit_names), "postrm": debhelper.postrm(unit_names)}
     for name, content in scripts.items():
         (control_dir / name).write_text(content)

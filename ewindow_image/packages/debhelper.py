@@ -42,14 +42,16 @@ def _words(values: Sequence[str]) -> str:
     return shlex.quote(" ".join(values))
 
 
-def postinst(unit_names: Sequence[str], restart: Sequence[str], sysusers_files: Sequence[str]) -> str:
-    """What dh_installsysusers and dh_installsystemd put into a postinst."""
+def postinst(unit_names: Sequence[str], restart: Sequence[str], sysusers_files: Sequence[str],
+             tmpfiles: Sequence[str] = ()) -> str:
+    """What dh_installsysusers, dh_installtmpfiles and dh_installsystemd put into a postinst."""
     return f"""#!/bin/sh
 # Made by ewindow-image (ewindow_image/packages/checkout.py) as debhelper would.
 set -e
 UNITS={_words(unit_names)}
 RESTART={_words(restart)}
 SYSUSERS={_words(sysusers_files)}
+TMPFILES={_words(tmpfiles)}
 case "$1" in
 configure|abort-upgrade|abort-deconfigure|abort-remove)
     for conf in $SYSUSERS; do
@@ -66,6 +68,9 @@ configure|abort-upgrade|abort-deconfigure|abort-remove)
         fi
     done
     if [ -d /run/systemd/system ]; then
+        for conf in $TMPFILES; do
+            systemd-tmpfiles --create "$conf" || true
+        done
         systemctl --system daemon-reload >/dev/null || true
         if [ -n "$2" ]; then
             for unit in $RESTART; do

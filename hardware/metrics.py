@@ -1,0 +1,96 @@
+# SPDX-License-Identifier: MIT
+"""The agent's Prometheus metrics, as a file for the node exporter's textfile collector
+(README "Watching the fleet").
+
+Why a file and not a server in the agent: the node exporter, which the window runs anyway for
+uptime, free space and memory, serves it on the VPN addresses only (ewindow-metrics.socket),
+and the agent stays at its size: writing ~1 KiB every few seconds costs it nothing, where an
+HTTP server (http.server, or python3-prometheus-client on top) added 10-14 MiB of imports to
+its ~27 MiB on this host. The exposition format:
+https://prometheus.io/docs/instrumenting/exposition_formats/#text-based-format; the
+textfile convention (write a temporary file, rename it into place):
+https://github.com/prometheus/node_exporter#textfile-collector
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from .state import State
+
+TEXTFILE_DIR = Path("/run/ewindow/metrics")  # tmpfiles.d: the agent's group may write
+UPGRADE_STATE = Path("/var/lib/ewindow/upgrade.json")  # the last upgrade run (updates/upgrade.py)
+AGENT_FILE = "ewindow_agent.prom"
+DPKG_STATUS = Path("/var/lib/dpkg/status")
+OWN_PACKAGES = ("ewindow-agent", "ewindow-firstboot", "ewindow-updates", "peervpn", "cjdns")
+
+
+def _label(value: str) -> str:
+    """A label value, escaped as the text format wants (backslash, quote, new line)."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _family(name: str, help_text: str, samples: Iterable[tuple[Mapping[str, str], float]]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+    for labels, value in samples:
+        inside = ",".join(f'{key}="{_label(text)}"' for key, text in labels.items())
+        lines.append(f"{name}{{{inside}}} {value:g}" if inside else f"{name} {value:g}")
+    return lines
+
+
+def exposition(state: str, firstboot: str, peers: Mapping[str, int | None],
+               versions: Mapping[str, str], upgrade: Mapping[str, object]) -> str:
+    """The agent's metrics: the LED's state (1 for the one shown), peers per VPN backend (-1:
+    the backend cannot say), firstboot done, the versions of the project's packages, and the
+    last upgrade run's end and result (none before the first run)."""
+    lines = _family("ewindow_led_state", "The state the status LED shows (1) and the others (0).",
+                    (({"state": s.value}, 1.0 if s.value == state else 0.0) for s in State))
+    lines += _family("ewindow_vpn_peers", "Peers of each VPN backend this window runs, as the backend "
+                     "counts them; -1 when it cannot say.",
+                     (({"backend": b}, float(-1 if n is None else n)) for b, n in sorted(peers.items())))
+    lines += _family("ewindow_firstboot_done", "1 when firstboot has made this card into a window.",
+                     [({}, 1.0 if firstboot == "done" else 0.0)])
+    lines += _family("ewindow_package_info", "The installed version of each of the project's packages.",
+                     (({"package": p, "version": v}, 1.0) for p, v in sorted(versions.items())))
+    finished = upgrade.get("finished")
+    if isinstance(finished, int) and not isinstance(finished, bool):
+        lines += _family("ewindow_upgrade_last_run_timestamp_seconds", "When the last unattended upgrade "
+                         "run ended (seconds since 1970).", [({}, float(finished))])
+        lines += _family("ewindow_upgrade_last_run_success", "1 when the last unattended upgrade run "
+                         "succeeded, 0 when apt-get update or unattended-upgrade failed.",
+                         [({}, 1.0 if upgrade.get("result") == "ok" else 0.0)])
+    return "\n".join(lines) + "\n"
+
+
+def last_upgrade(path: Path = UPGRADE_STATE) -> dict[str, object]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def installed_versions(status: Path = DPKG_STATUS, packages: Iterable[str] = OWN_PACKAGES) -> dict[str, str]:
+    """The versions dpkg has installed of ``packages`` (its status file, read without dpkg)."""
+    wanted, found = set(packages), {}
+    try:
+        text = status.read_text(errors="replace")
+    except OSError:
+        return {}
+    for stanza in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " ")
+        if fields.get("Package") in wanted and fields.get("Status", "").endswith(" installed"):
+            found[fields["Package"]] = fields.get("Version", "")
+    return found
+
+
+def write(text: str, directory: Path = TEXTFILE_DIR, name: str = AGENT_FILE) -> None:
+    """Into place by rename, so the exporter never reads half a file."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{name}.tmp"
+    tmp.write_text(text)
+    tmp.chmod(0o644)
+    os.replace(tmp, directory / name)

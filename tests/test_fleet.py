@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,48 @@ def test_hosts_from_identity_files_and_an_inventory(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"error: {clash}[0]: lab is also lab fde1:c0fe::dca6:3201:203 "
                                           f"in {inventory}[1]"]
+
+
+def test_prometheus_targets_and_an_ansible_inventory_that_the_tools_read(tmp_path: Path) -> None:
+    """file_sd through promtool (it checks the SD files a config names), the inventory through
+    ansible-inventory; every window reached at its VPN address."""
+    card = tmp_path / "card-1.json"
+    window = derive("", "b8:27:eb:27:35:ed")
+    card.write_text(public_identity(window, window.hostname, {"ed25519": "SHA256:x"},
+                                    {"cjdns_address": "fc12:3456:789a::1"}))
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("- {mac: 'dc:a6:32:01:02:03', hostname: lab}\n")
+    both = ["--set", "vpn.backends=[peervpn, cjdns]"]
+
+    targets = cli("hosts", "--format", "prometheus", str(card), str(inventory), *both)
+    assert targets.returncode == 0, targets.stderr
+    sd = tmp_path / "ewindow.json"
+    sd.write_text(targets.stdout)
+    config = tmp_path / "prometheus.yml"
+    config.write_text("scrape_configs:\n  - job_name: ewindow\n    file_sd_configs:\n"
+                      f"      - files: [{sd}]\n")
+    checked = subprocess.run(["promtool", "check", "config", str(config)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    groups = json.loads(targets.stdout)
+    assert {g["labels"]["window"]: g["targets"] for g in groups} == {
+        "ewindow-2735ed": ["[fde1:c0fe::b827:eb27:35ed]:9100"], "lab": ["[fde1:c0fe::dca6:3201:203]:9100"]}
+    # cjdns only: the address the window published (the inventory's window published none)
+    cjdns_only = json.loads(cli("hosts", "--format", "prometheus", str(card),
+                                "--set", "vpn.backends=[cjdns]").stdout)
+    assert cjdns_only[0]["targets"] == ["[fc12:3456:789a::1]:9100"]
+
+    ansible = cli("hosts", "--format", "ansible", str(card), str(inventory), *both,
+                  "--set", "admin.user=ops")
+    assert ansible.returncode == 0, ansible.stderr
+    path = tmp_path / "inventory-ansible.yaml"
+    path.write_text(ansible.stdout)
+    tool = Path(sys.executable).with_name("ansible-inventory")
+    listed = subprocess.run([str(tool), "-i", str(path), "--list"], capture_output=True, text=True,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert listed.returncode == 0 and "[WARNING]" not in listed.stderr, listed.stderr
+    parsed = json.loads(listed.stdout)
+    assert sorted(parsed["ewindow"]["hosts"]) == ["ewindow-2735ed", "lab"]
+    assert sorted(parsed["peervpn"]["hosts"]) == ["ewindow-2735ed", "lab"]
+    assert parsed["cjdns"]["hosts"] == ["ewindow-2735ed"]  # the one that published a cjdns address
+    lab = parsed["_meta"]["hostvars"]["lab"]
+    assert lab["ansible_host"] == "fde1:c0fe::dca6:3201:203" and lab["ansible_user"] == "ops"

@@ -116,7 +116,7 @@ def test_network_init_makes_a_private_repository_key_and_nothing_keeps_running(d
     home = deployment / "repo-gnupg"
     assert home.stat().st_mode & 0o777 == 0o700
     assert (deployment / "ewindow-archive-keyring.gpg").is_file()
-    agents = subprocess.run(["pgrep", "-f", f"gpg-agent --homedir {home}"], capture_output=True, text=True)
+    agents = subprocess.run(["pgrep", "-f", "gpg-agent.*ewindow-gpg-"], capture_output=True, text=True)
     assert agents.stdout == ""
     again = subprocess.run([sys.executable, str(REPO / "build.py"), "network", "init", str(deployment)],
                            capture_output=True, text=True)
@@ -259,7 +259,7 @@ def test_the_repository_serves_the_packages_to_apt_with_the_key_and_refuses_anot
         assert "Candidate: (none)" not in policy and "Candidate:" in policy, (name, policy)
     assert "release o=EWindow,a=trixie,n=trixie,l=EWindow deployment,c=main,b=arm64" in apt(
         tmp_path / "apt", files, "apt-cache", "policy").stdout
-    agents = subprocess.run(["pgrep", "-f", "gpg-agent --homedir " + str(deployment)], capture_output=True,
+    agents = subprocess.run(["pgrep", "-f", "gpg-agent.*ewindow-gpg-"], capture_output=True,
                             text=True)
     assert agents.stdout == ""  # the command stopped the agent gpg started
 

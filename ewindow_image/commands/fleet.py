@@ -27,15 +27,19 @@ def add_commands(sub: Any) -> None:
                        help="accept a --prefix outside fc00::/7 (identity.allow_global_prefix)")
     debug_option(ident)
 
-    hosts = command(sub, "hosts", "print hosts file or DNS zone lines for the fleet",
+    hosts = command(sub, "hosts", "print the fleet as hosts lines, a DNS zone, Prometheus targets or an "
+                    "Ansible inventory",
                     "Reads the ewindow/identity.json files windows write to their cards, or inventory\n"
-                    "YAML files of MACs/serials, checks every field, and prints one line per window.\n"
+                    "YAML files of MACs/serials, checks every field, and prints the fleet: /etc/hosts\n"
+                    "lines, AAAA records, a Prometheus file_sd file (each window's metrics on its VPN\n"
+                    "address) or an Ansible YAML inventory (a group per VPN backend).\n"
                     "With --tinc-hosts, also writes each window's tinc hosts/ file into DIR.", cmd_hosts)
     config_options(hosts)
     hosts.add_argument("inputs", type=Path, nargs="+",
                        help="identity.json files from the cards, or inventory YAML files of MACs/serials")
-    hosts.add_argument("--format", choices=["hosts", "zone"], default="hosts",
-                       help="hosts: /etc/hosts lines; zone: AAAA records (default hosts)")
+    hosts.add_argument("--format", choices=["hosts", "zone", "prometheus", "ansible"], default="hosts",
+                       help="hosts: /etc/hosts lines; zone: AAAA records; prometheus: file_sd JSON; "
+                            "ansible: inventory YAML (default hosts)")
     hosts.add_argument("--tinc-hosts", type=Path, metavar="DIR",
                        help="also write each window's tinc hosts/ file into DIR (for the hubs)")
 
@@ -102,8 +106,8 @@ def cmd_repo(args: argparse.Namespace) -> int:
              for t in sorted(targets, key=lambda t: t.label)}
     distributions = repository.merge(built, common)
     home, _ = repokey.paths(folder)
-    with repokey.agent_stopped(home):
-        repository.publish(args.out, home, repokey.fingerprint(folder), distributions)
+    with repokey.gnupg_home(home) as alias:
+        repository.publish(args.out, alias, repokey.fingerprint(alias), distributions)
     for distribution in distributions:
         print(f"{distribution.codename} ({', '.join(distribution.architectures)}): "
               + ", ".join(deb.name for deb in distribution.debs))
@@ -152,11 +156,18 @@ def cmd_network(args: argparse.Namespace) -> int:
 
 
 def cmd_hosts(args: argparse.Namespace) -> int:
+    from ..fleet import exports
     from ..fleet.registry import collect, hosts_lines, tinc_host_files, write_files, zone_lines
 
     cfg = load(args)
     hosts = collect(list(args.inputs), cfg.identity)  # every card's file checked before any write
-    lines = (hosts_lines if args.format == "hosts" else zone_lines)(hosts, cfg.identity.domain)
+    backends = [b.value for b in cfg.vpn.backends]
+    if args.format == "prometheus":
+        lines = [exports.file_sd(hosts, backends, cfg.identity.domain).rstrip("\n")]
+    elif args.format == "ansible":
+        lines = [exports.ansible_inventory(hosts, backends, cfg.admin.user).rstrip("\n")]
+    else:
+        lines = (hosts_lines if args.format == "hosts" else zone_lines)(hosts, cfg.identity.domain)
     if args.tinc_hosts:
         written = write_files(args.tinc_hosts, tinc_host_files(hosts, cfg.vpn.tinc.port))
         log.info("wrote %d tinc host files into %s: %s", len(written), args.tinc_hosts,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,12 +56,18 @@ def fingerprint_from(listing: str) -> str:
 
 
 @contextmanager
-def agent_stopped(home: Path) -> Iterator[None]:
-    """gpg starts an agent for ``home``; it is stopped when the block ends, however it ends."""
-    try:
-        yield
-    finally:
-        run(stop_agent_argv(home), ok_codes=(0, 1, 2))
+def gnupg_home(home: Path) -> Iterator[Path]:
+    """``home`` under a short name, for gpg and the agent it starts, which is stopped when the
+    block ends, however it ends. The agent's socket lives in the home folder, and a socket's
+    path has at most 107 bytes (unix(7)): a deployment folder deep in a file system gave "No
+    agent running"."""
+    with tempfile.TemporaryDirectory(prefix="ewindow-gpg-") as short:
+        alias = Path(short) / "h"
+        alias.symlink_to(home.absolute())
+        try:
+            yield alias
+        finally:
+            run(stop_agent_argv(alias), ok_codes=(0, 1, 2))
 
 
 def paths(directory: Path) -> tuple[Path, Path]:
@@ -81,16 +88,15 @@ def make(directory: Path) -> tuple[Path, str]:
     partial = directory / f".{REPO_GNUPG_DIR}.partial"
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(mode=0o700)
-    with agent_stopped(partial):
-        run(keygen_argv(partial))
-        fingerprint = fingerprint_from(run(list_argv(partial), capture=True))
-        run(export_argv(partial, fingerprint, keyring.with_name(keyring.name + ".partial")))
+    with gnupg_home(partial) as alias:
+        run(keygen_argv(alias))
+        fingerprint = fingerprint_from(run(list_argv(alias), capture=True))
+        run(export_argv(alias, fingerprint, keyring.with_name(keyring.name + ".partial")))
     keyring.with_name(keyring.name + ".partial").rename(keyring)
     partial.rename(home)
     return keyring, fingerprint
 
 
-def fingerprint(directory: Path) -> str:
-    home, _ = paths(directory)
-    with agent_stopped(home):
-        return fingerprint_from(run(list_argv(home), capture=True))
+def fingerprint(home: Path) -> str:
+    """The fingerprint of the key in the GnuPG home ``home`` (a short alias, gnupg_home)."""
+    return fingerprint_from(run(list_argv(home), capture=True))

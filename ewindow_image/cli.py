@@ -24,7 +24,7 @@ Build and flash EWindow SD card images.
 
   the image:   build, plan, config, cache, packages, verify-repro
   one card:    personalise, flash
-  the fleet:   identity, hosts, network init
+  the fleet:   identity, hosts, network init, repo, fleet status
   checks:      boot-test
 
 Configuration: built-in defaults, then each -c SITE.yaml, then the secrets file it names,

@@ -33,11 +33,16 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def _number(value: float) -> str:
+    """Every digit (a timestamp of 1764645660 is not 1.76465e+09)."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def _family(name: str, help_text: str, samples: Iterable[tuple[Mapping[str, str], float]]) -> list[str]:
     lines = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
     for labels, value in samples:
         inside = ",".join(f'{key}="{_label(text)}"' for key, text in labels.items())
-        lines.append(f"{name}{{{inside}}} {value:g}" if inside else f"{name} {value:g}")
+        lines.append(f"{name}{{{inside}}} {_number(value)}" if inside else f"{name} {_number(value)}")
     return lines
 
 

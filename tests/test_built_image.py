@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from ewindow_image.config import ConfigLayers, load_config
+from ewindow_image.packages.checkout import CheckoutPackages
 from ewindow_image.pipeline.cache import default_cache_dir
 from ewindow_image.qemu.boottest import BootSpec, BootTestError, boot
 
@@ -88,8 +89,16 @@ def test_manifest_and_build_info(built: Built) -> None:
     assert [s["name"] for s in stages] == sorted(p.name for p in (REPO / "stages").iterdir())
     assert all(len(s["key"]) == 64 for s in stages)
     assert info["packages"] == len(rows)
-    # the default image's VPN: PeerVPN and cjdns built from their pinned source, named so
+    # the default image's VPN: PeerVPN and cjdns built from their pinned source, named so;
+    # the window's own code built from this checkout, with the versions its history gives
     built_here = {row[0]: row[4] for row in rows if row[4].startswith("built from ")}
+    own = {name for name, origin in built_here.items()
+           if origin == "built from this checkout (ewindow-image)"}
+    assert own == {"ewindow-firstboot", "ewindow-agent", "ewindow-updates"}
+    versions = CheckoutPackages(REPO, REPO / "packages", default_cache_dir()).versions()
+    assert {name: packages[name] for name in own} == {name: (versions[name], "all") for name in own}
+    assert {p["name"]: p["version"] for p in info["checkout_packages"]} == versions
+    built_here = {name: origin for name, origin in built_here.items() if name not in own}
     assert set(built_here) == {"peervpn", "cjdns"}
     source_packages = info["source_packages"]
     assert isinstance(source_packages, list)

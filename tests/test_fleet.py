@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 
 from firstboot.files import public_identity
 from firstboot.identity import derive
+from hardware.metrics import exposition
 
+from .conftest import requires_root
 from .keys import rsa_public_key_block
 
 REPO = Path(__file__).resolve().parent.parent
@@ -145,3 +151,51 @@ def test_prometheus_targets_and_an_ansible_inventory_that_the_tools_read(tmp_pat
     assert parsed["cjdns"]["hosts"] == ["ewindow-2735ed"]  # the one that published a cjdns address
     lab = parsed["_meta"]["hostvars"]["lab"]
     assert lab["ansible_host"] == "fde1:c0fe::dca6:3201:203" and lab["ansible_user"] == "ops"
+
+
+@pytest.fixture
+def window_netns(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """A network namespace holding one window's ULA on a link (a veth pair: this kernel has
+    no dummy module), where a real node exporter serves the agent's metrics file on port 9100."""
+    netns = f"ew-fleet-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    exporter = None
+    try:
+        for argv in (["ip", "link", "set", "lo", "up"],
+                     ["ip", "link", "add", "v0", "type", "veth", "peer", "v1"],
+                     ["ip", "link", "set", "v0", "up"], ["ip", "link", "set", "v1", "up"],
+                     ["ip", "-6", "addr", "add", "fde1:c0fe::dca6:3201:203/64", "dev", "v0", "nodad"]):
+            subprocess.run(["ip", "netns", "exec", netns, *argv], check=True)
+        textfiles = tmp_path / "metrics"
+        textfiles.mkdir()
+        exporter = subprocess.Popen(
+            ["ip", "netns", "exec", netns, "prometheus-node-exporter", "--collector.disable-defaults",
+             "--collector.textfile", f"--collector.textfile.directory={textfiles}",
+             "--web.listen-address=[fde1:c0fe::dca6:3201:203]:9100"], stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        yield netns, textfiles
+    finally:
+        if exporter is not None:
+            exporter.terminate()
+            exporter.wait()
+        subprocess.run(["ip", "netns", "del", netns], check=False)
+
+
+@requires_root
+def test_fleet_status_scrapes_each_window_over_its_vpn_address(tmp_path: Path,
+                                                                window_netns: tuple[str, Path]) -> None:
+    netns, textfiles = window_netns
+    text = exposition("vpn-up", "done", {"peervpn": 2, "cjdns": None}, {"ewindow-agent": "0.1.0+13.gabc"},
+                      {"finished": 1764645660, "result": "failed"})
+    (textfiles / "ewindow_agent.prom").write_text(text)
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text("- {mac: 'dc:a6:32:01:02:03', hostname: lab}\n- {mac: 'dc:a6:32:0a:0b:0c'}\n")
+    result = subprocess.run(["ip", "netns", "exec", netns, sys.executable, str(REPO / "build.py"), "fleet",
+                             "status", str(inventory), "--set", "vpn.backends=[peervpn, cjdns]",
+                             "--timeout", "2"], capture_output=True, text=True, check=False)
+    assert result.returncode == 1, result.stderr  # one window is not reachable
+    rows = {line.split("│")[1].strip(): [cell.strip() for cell in line.split("│")[2:-1]]
+            for line in result.stdout.splitlines() if line.count("│") == 8}
+    assert rows["lab"] == ["fde1:c0fe::dca6:3201:203", "yes", "vpn-up", "cjdns ?, peervpn 2",
+                           "0.1.0+13.gabc", "failed 2025-12-02 03:21 UTC"], result.stdout
+    assert rows["ewindow-0a0b0c"][1].startswith("no: "), result.stdout

@@ -102,7 +102,7 @@ def test_the_cli_only_assembles_the_command_groups() -> None:
     assert groups == {"build": "image", "config": "image", "plan": "image", "packages": "image",
                       "cache": "image", "verify-repro": "image", "personalise": "cards",
                       "flash": "cards", "station": "cards", "identity": "fleet", "hosts": "fleet",
-                      "network": "fleet",
+                      "network": "fleet", "repo": "fleet", "fleet": "fleet",
                       "boot-test": "checks"}
 
 

@@ -3,7 +3,7 @@
 
 - :mod:`.image`: build, plan, config, cache, packages, verify-repro (the image);
 - :mod:`.cards`: personalise, flash (one card);
-- :mod:`.fleet`: identity, hosts, network init (the fleet);
+- :mod:`.fleet`: identity, hosts, network init, repo, fleet status (the fleet);
 - :mod:`.checks`: boot-test;
 - :mod:`.common`: the parser class and the options several commands share.
 

@@ -75,6 +75,41 @@ def add_commands(sub: Any) -> None:
     cache_option(repo)
 
 
+    fleet = command(sub, "fleet", "fleet status: one table of every window, scraped over the VPN",
+                    "Reads the fleet like hosts does (identity.json files, inventories), fetches each\n"
+                    "window's metrics from its node exporter on its VPN address, and prints name,\n"
+                    "reachable, LED state, VPN peers, agent version and the last upgrade run. Run it\n"
+                    "where the VPN reaches the windows (the hub). Exit 1 when a window is unreachable.",
+                    cmd_fleet)
+    config_options(fleet)
+    fleet.add_argument("action", choices=["status"], help="status: the table")
+    fleet.add_argument("inputs", type=Path, nargs="+",
+                       help="identity.json files from the cards, or inventory YAML files of MACs/serials")
+    fleet.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for each window")
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..fleet.registry import collect
+    from ..fleet.status import statuses
+
+    cfg = load(args)
+    if not 0 < args.timeout <= 120:
+        raise ConfigError("fleet status", "--timeout", f"{args.timeout:g} is not 0–120 seconds")
+    hosts = collect(list(args.inputs), cfg.identity)
+    rows = statuses(hosts, [b.value for b in cfg.vpn.backends], args.timeout)
+    table = Table(title=f"{len(rows)} windows", title_justify="left")
+    for column in ("window", "address", "reachable", "LED", "VPN peers", "agent", "last upgrade"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.name, row.address, row.reachable, row.led, row.peers, row.version,
+                      row.last_upgrade)
+    Console(width=200).print(table)
+    return 0 if all(row.reachable == "yes" for row in rows) else 1
+
+
 def cmd_repo(args: argparse.Namespace) -> int:
     from ..config import deployment_dir
     from ..fleet import repokey

@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import yamlfile
-from ..errors import ConfigError
 from ..log import log, step
 from ..runner import run
 from . import debhelper, debian, versioning
 from .debhelper import ARCH
-from .recipe import NAME, RecipeError
+from .recipe import NAME, RecipeError, read_manifest
+from .service import PlannedDeb
 
 CLAMP_EPOCH = 1735689600  # 2025-01-01T00:00:00Z, the stages' clock (pipeline/epoch.py)
 UNIT = re.compile(r"^[A-Za-z0-9@._-]+\.(service|path|timer|socket|target)$")
@@ -71,11 +71,7 @@ def is_checkout_package(data: Any) -> bool:
 
 
 def load(directory: Path) -> CheckoutPackage:
-    where = directory / "package.yaml"
-    try:
-        data = yamlfile.load(where)
-    except ConfigError as exc:
-        raise RecipeError(str(exc)) from None
+    where, data = read_manifest(directory)
     if not is_checkout_package(data):
         raise RecipeError(f"{where}: expected a mapping with 'checkout'")
 
@@ -183,16 +179,9 @@ def conffiles(held: Sequence[PackageFile]) -> list[str]:
 
 
 @dataclass(frozen=True)
-class PlannedCheckoutPackage:
+class PlannedCheckoutPackage(PlannedDeb):
     package: CheckoutPackage
     version: str
-    key: str
-    inputs: dict[str, str]
-    deb: Path  # where the cache keeps (or will keep) its .deb
-
-    @property
-    def cached(self) -> bool:
-        return self.deb.is_file()
 
     @property
     def label(self) -> str:
@@ -235,7 +224,8 @@ class CheckoutPackages:
                     f.source.read_bytes() + (b"\0x" if f.executable else b"\0")).hexdigest()
             key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
             deb = self.cache_root / "packages" / name / key[:16] / deb_name(name, version)
-            planned.append(PlannedCheckoutPackage(package, version, key, inputs, deb))
+            planned.append(PlannedCheckoutPackage(key=key, inputs=inputs, deb=deb, package=package,
+                                                  version=version))
         return planned
 
     def reasons(self, planned: PlannedCheckoutPackage) -> list[str]:

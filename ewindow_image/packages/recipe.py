@@ -78,12 +78,17 @@ def _strings(data: dict[str, Any], key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def load_recipe(directory: Path) -> Recipe:
+def read_manifest(directory: Path) -> tuple[Path, Any]:
+    """``directory/package.yaml`` and what it holds; a YAML error names the file."""
     where = directory / "package.yaml"
     try:
-        data = yamlfile.load(where)
+        return where, yamlfile.load(where)
     except ConfigError as exc:
         raise RecipeError(str(exc)) from None
+
+
+def load_recipe(directory: Path) -> Recipe:
+    where, data = read_manifest(directory)
     if not isinstance(data, dict):
         raise RecipeError(f"{where}: expected a mapping")
     name = _field(data, "name", str(where))

@@ -37,16 +37,22 @@ from .toolchain import Target
 
 
 @dataclass(frozen=True)
-class PlannedPackage:
-    recipe: Recipe
-    target: Target
+class PlannedDeb:
+    """A .deb a build makes unless the cache has it under its key."""
+
     key: str
     inputs: dict[str, str]
-    deb: Path  # where the cache keeps (or will keep) its .deb
+    deb: Path  # where the cache keeps (or will keep) it
 
     @property
     def cached(self) -> bool:
         return self.deb.is_file()
+
+
+@dataclass(frozen=True)
+class PlannedPackage(PlannedDeb):
+    recipe: Recipe
+    target: Target
 
     @property
     def label(self) -> str:
@@ -150,7 +156,7 @@ class SourcePackages:
             inputs.update({f"library {pkg}": version for pkg, version in resolution.versions})
             key = _key(inputs)
             deb = self.cache_root / "packages" / name / key[:16] / recipe.deb_name(target.arch)
-            planned.append(PlannedPackage(recipe, target, key, inputs, deb))
+            planned.append(PlannedPackage(key=key, inputs=inputs, deb=deb, recipe=recipe, target=target))
         return planned
 
     def reasons(self, planned: PlannedPackage) -> list[str]:

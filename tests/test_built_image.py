@@ -97,7 +97,9 @@ def test_manifest_and_build_info(built: Built) -> None:
     assert own == {"ewindow-firstboot", "ewindow-agent", "ewindow-updates"}
     versions = CheckoutPackages(REPO, REPO / "packages", default_cache_dir()).versions()
     assert {name: packages[name] for name in own} == {name: (versions[name], "all") for name in own}
-    assert {p["name"]: p["version"] for p in info["checkout_packages"]} == versions
+    checkout_packages = info["checkout_packages"]
+    assert isinstance(checkout_packages, list)
+    assert {p["name"]: p["version"] for p in checkout_packages} == versions
     built_here = {name: origin for name, origin in built_here.items() if name not in own}
     assert set(built_here) == {"peervpn", "cjdns"}
     source_packages = info["source_packages"]

@@ -11,8 +11,6 @@ from .loading import DEFAULTS_FILE, ConfigLayers, dump_config, load_config, pars
 from .schema import (
     NOT_KEYS,
     REDACTED,
-    REPO_GNUPG_DIR,
-    REPO_KEYRING,
     SECRET,
     AdminConfig,
     AgentConfig,
@@ -33,11 +31,10 @@ from .schema import (
     VpnRole,
     WifiConfig,
     agent_settings,
-    deployment_dir,
     extra_repo_key,
     template_context,
-    updates_keyring,
 )
+from .updates import REPO_GNUPG_DIR, REPO_KEYRING, deployment_dir, updates_keyring
 from .validation import parse_size
 
 __all__ = [

@@ -19,10 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from firstboot import checks
-
-from ..errors import ConfigError
-from . import openpgp
+from .updates import repo_key_armour, schedule
 
 
 class Suite(enum.StrEnum):
@@ -379,52 +376,9 @@ def template_context(cfg: Config) -> dict[str, Any]:
     for name in NOT_KEYS:
         data.pop(name, None)
     assert isinstance(data, dict)
-    data["updates_repo_key"] = _repo_key(cfg)
-    data["updates_schedule"] = _schedule(cfg.updates.window)
+    data["updates_repo_key"] = repo_key_armour(cfg)
+    data["updates_schedule"] = schedule(cfg.updates.window)
     return data
-
-
-# the upgrade run starts this long before the window ends at the latest
-UPGRADE_RUN_MARGIN_MINUTES = 30
-
-
-def _schedule(window: str) -> dict[str, str]:
-    try:
-        start, end = checks.time_window(window)
-    except checks.InvalidValue:
-        return {"start": "03:00", "spread": "0"}  # validation names the field
-    length = (end - start) % (24 * 60)
-    spread = length - UPGRADE_RUN_MARGIN_MINUTES if length > 2 * UPGRADE_RUN_MARGIN_MINUTES else length // 2
-    return {"start": f"{start // 60:02d}:{start % 60:02d}", "spread": f"{spread}min"}
-
-
-def _repo_key(cfg: Config) -> str:
-    keyring = updates_keyring(cfg) if cfg.updates.repo else None
-    if keyring is None:
-        return ""
-    try:
-        return openpgp.armored_public_key(keyring.read_bytes())
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(cfg.origin("updates.repo"), "updates.key", f"{keyring}: {exc}") from None
-
-
-# The deployment's apt repository key, made by `build.py network init` beside secrets.yaml:
-# a GnuPG home with the private key, and the public key that images trust.
-REPO_GNUPG_DIR = "repo-gnupg"
-REPO_KEYRING = "ewindow-archive-keyring.gpg"
-
-
-def deployment_dir(cfg: Config) -> Path | None:
-    """The deployment's secrets folder (where the secrets file is), if the config names one."""
-    return (cfg.base_dir / cfg.secrets_file).expanduser().parent if cfg.secrets_file else None
-
-
-def updates_keyring(cfg: Config) -> Path | None:
-    """The public key of the deployment's repository that images trust."""
-    if cfg.updates.key:
-        return (cfg.base_dir / cfg.updates.key).expanduser()
-    folder = deployment_dir(cfg)
-    return folder / REPO_KEYRING if folder else None
 
 
 def extra_repo_key(cfg: Config, index: int) -> Path:

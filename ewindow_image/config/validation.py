@@ -24,8 +24,8 @@ from .schema import (
     agent_settings,
     source_of,
     to_plain,
-    updates_keyring,
 )
+from .updates import updates_keyring
 
 Fail = typing.Callable[[str, str], typing.NoReturn]
 

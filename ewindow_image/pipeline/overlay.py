@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: MIT
 """Overlays: file trees under ``overlays/NAME/`` rendered with jinja2 into the target.
 
-A template that renders to nothing (white space only) writes no file: one that only some
-configs need. Rendering is pure (:func:`render_overlay` returns the files with their content,
-mode and owner); :func:`install_files` writes them. Owners are names looked up in the *target's*
-/etc/passwd and /etc/group, never the build host's.
+A template named ``NAME.optional.j2`` that renders to nothing (white space only) writes no
+file: one that only some configs need (the deployment's apt source without updates.repo).
+Every other template writes its file, empty or not. Rendering is pure (:func:`render_overlay`
+returns the files with their content, mode and owner); :func:`install_files` writes them.
+Owners are names looked up in the *target's* /etc/passwd and /etc/group, never the build
+host's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..errors import ConfigError
 from .stages.definition import FileSpec, template_env, template_error_where
 
 TEMPLATE_SUFFIX = ".j2"
+OPTIONAL_SUFFIX = ".optional.j2"
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,8 @@ def render_overlay(overlay_dir: Path, specs: Iterable[FileSpec],
         mode = spec.mode if spec and spec.mode is not None else default_mode
         content = render(rel)
         seen.add(target)
-        if rel.endswith(TEMPLATE_SUFFIX) and not content.strip():
-            return  # a template with nothing to say for this config: no file (e.g. no updates.repo)
+        if rel.endswith(OPTIONAL_SUFFIX) and not content.strip():
+            return  # nothing to say for this config: no file
         files.append(RenderedFile(target, content, mode, spec.owner if spec else "root",
                                   spec.group if spec else "root", rel))
 
@@ -78,7 +81,7 @@ def render_overlay(overlay_dir: Path, specs: Iterable[FileSpec],
             rel = path.relative_to(overlay_dir).as_posix()
             if path.is_dir() or rel in sources:
                 continue
-            target = "/" + rel.removesuffix(TEMPLATE_SUFFIX)
+            target = "/" + rel.removesuffix(OPTIONAL_SUFFIX).removesuffix(TEMPLATE_SUFFIX)
             add(target, rel)
     for spec in by_path.values():
         if spec.source:

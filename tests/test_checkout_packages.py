@@ -220,3 +220,15 @@ def test_the_source_recipes_are_not_confused_with_checkout_packages() -> None:
     assert set(CheckoutPackages(REPO, REPO / "packages", Path("/nonexistent")).packages) == {
         "ewindow-firstboot", "ewindow-agent", "ewindow-updates"}
     assert shutil.which("dpkg-deb")
+
+
+def test_a_file_edited_between_plan_and_build_is_not_cached_under_the_old_key(tmp_path: Path) -> None:
+    root = small_repo(tmp_path / "repo")
+    packages = CheckoutPackages(root, root / "packages", root / "cache")
+    [planned] = packages.plan(["ewindow-x"])
+    (root / "code/a.py").write_text("a = 3\n")  # the developer saves a file mid-build
+    with pytest.raises(RecipeError, match="its files changed during the build"):
+        packages.ensure(planned)
+    assert not planned.deb.parent.exists()
+    [again] = packages.plan(["ewindow-x"])
+    assert packages.ensure(again).is_file() and again.key != planned.key

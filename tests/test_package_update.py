@@ -134,6 +134,7 @@ def test_a_window_upgrades_its_agent_from_the_deployment_repository(built: Built
         server.start()
         guest("up", state + "; sudo journalctl -b --no-pager -u ewindow-agent.service | tail -n 20; "
                             "sudo journalctl -b --no-pager -u apt-daily-upgrade.service | tail -n 30")
+        guest("idle", state)  # nothing left to do: how long a night's run takes
 
     first = boot(image, spec, while_up=upgrade, in_place=True)
     (tmp_path / "guest.log").write_text(json.dumps(seen, indent=2))
@@ -155,7 +156,11 @@ def test_a_window_upgrades_its_agent_from_the_deployment_repository(built: Built
     assert MARKER in up, up  # the agent was restarted with the new code
     assert "\nactive\n" in up, up
 
+    idle = seen["idle"]
+    outcome = json.loads(idle[idle.index("{"):idle.index("}") + 1])
+    assert "service 0" in idle and outcome["result"] == "ok" and f"agent {new}" in idle, idle
+
     again = boot(image, BootSpec(machine="virt", timeout=300, mac=MAC), in_place=True)
     assert again.report["upgrade"] == "ok" and again.report["agent"] == "active", again.report
     print(f"upgrade runs in the VM: failed in {seen['down seconds']} s, "
-          f"installed N+1 in {seen['up seconds']} s")
+          f"installed N+1 in {seen['up seconds']} s, nothing to do in {seen['idle seconds']} s")

@@ -247,6 +247,9 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
                              if a["local"].startswith(LAN_PREFIX.rstrip(":"))]
             seen[name]["metrics_lan"] = [scrape(hub, a) for a in lan_addresses]
             seen[name]["metrics_link_local"] = scrape(hub, f"{nic_link_local(WINDOWS[name])}%eth0")
+            seen[name]["rss_kib"] = window.ssh(
+                "for unit in ewindow-agent ewindow-metrics; do "
+                "ps -o rss= -p $(systemctl show -P MainPID $unit.service); done").stdout.split()
             checked.wait()
 
         spec = BootSpec(machine="virt", timeout=400, mac=WINDOWS[name], tap=f"vm{index}", netns=switch)
@@ -261,7 +264,7 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
         print(
             f"window {name}: VPN up {result['vpn_up_s']:.0f} s after power-on ({result['status']}); "
             f"the other's ULA answered {result['ula_s']} s and its cjdns address {result['cjdns_s']} s "
-            "after both were up"
+            f"after both were up; RSS (KiB) agent, node exporter: {result['rss_kib']}"
         )
     for name in WINDOWS:
         other = windows["b" if name == "a" else "a"]

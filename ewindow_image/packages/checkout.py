@@ -218,15 +218,20 @@ class CheckoutPackages:
             package = self.packages[name]
             version = versioning.checkout_version(self.repo_root, name,
                                                   package.version_paths(self.repo_root))
-            inputs = {"version": version, "builder code (checkout packages)": code_digest()}
-            for f in files(package, self.repo_root):
-                inputs[f"file {f.path}"] = hashlib.sha256(
-                    f.source.read_bytes() + (b"\0x" if f.executable else b"\0")).hexdigest()
+            inputs = self.inputs(package, version)
             key = hashlib.sha256(json.dumps(inputs, sort_keys=True).encode()).hexdigest()
             deb = self.cache_root / "packages" / name / key[:16] / deb_name(name, version)
             planned.append(PlannedCheckoutPackage(key=key, inputs=inputs, deb=deb, package=package,
                                                   version=version))
         return planned
+
+    def inputs(self, package: CheckoutPackage, version: str) -> dict[str, str]:
+        """What the package's key hashes: its version, this code, every file with its mode."""
+        inputs = {"version": version, "builder code (checkout packages)": code_digest()}
+        for f in files(package, self.repo_root):
+            inputs[f"file {f.path}"] = hashlib.sha256(
+                f.source.read_bytes() + (b"\0x" if f.executable else b"\0")).hexdigest()
+        return inputs
 
     def reasons(self, planned: PlannedCheckoutPackage) -> list[str]:
         """Why it is built again: what differs from its newest build in the cache."""
@@ -242,6 +247,10 @@ class CheckoutPackages:
         if planned.cached:
             return planned.deb
         with step(f"package {planned.label} from this checkout"):
+            if self.inputs(planned.package, planned.version) != planned.inputs:
+                # a file edited since the plan: the .deb would not be what its key names
+                raise RecipeError(f"{planned.package.name}: its files changed during the build",
+                                  hint="run the build again")
             final = planned.deb.parent
             partial = final.with_name(final.name + ".partial")
             shutil.rmtree(partial, ignore_errors=True)

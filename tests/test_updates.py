@@ -282,3 +282,13 @@ def test_the_repository_serves_the_packages_to_apt_with_the_key_and_refuses_anot
     again = repo_cli(copy, config, www / "repo")
     assert again.returncode == 1, again.stderr
     assert "has this version already, with other contents" in again.stderr
+
+
+def test_a_command_s_first_error_line_is_what_the_run_keeps() -> None:
+    from updates.__main__ import run
+
+    said = run(["sh", "-c", "echo Hit:1 x; echo 'E: Failed to fetch http://10.0.2.100/repo'; "
+                            "echo 'E: Some index files failed to download.'; exit 100"])
+    assert said == (100, "E: Failed to fetch http://10.0.2.100/repo")
+    assert run(["sh", "-c", "echo one; echo two"]) == (0, "two")
+    assert upgrade.LISTS_ARGV[:3] == ("apt-get", "-q", "--error-on=any")  # unreachable = failed

@@ -16,14 +16,17 @@ log = logging.getLogger("ewindow-upgrade")
 
 
 def run(argv: Sequence[str]) -> tuple[int, str]:
-    """Run a command with its output in the journal; its exit status and last line."""
+    """Run a command with its output in the journal; its exit status and its first error
+    line (apt's ``E: …``), else its last line."""
     log.info("+ %s", " ".join(argv))
     process = subprocess.run(list(argv), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              errors="replace", check=False)
     lines = [line for line in process.stdout.splitlines() if line.strip()]
     for line in lines:
         log.info("  %s", line)
-    return process.returncode, (lines[-1].strip()[:300] if lines else "")
+    errors = [line for line in lines if line.startswith("E:")]
+    said = (errors or lines or [""])[0 if errors else -1]
+    return process.returncode, said.strip()[:300]
 
 
 def now() -> datetime.datetime:

@@ -31,7 +31,7 @@ STATE = Path("/var/lib/ewindow/upgrade.json")
 RUNNING = Path("/run/ewindow/updating")
 REBOOT_REQUIRED = Path("/run/reboot-required")
 
-Run = Callable[[Sequence[str]], tuple[int, str]]  # argv → (exit status, last line of output)
+Run = Callable[[Sequence[str]], tuple[int, str]]  # argv → (exit status, what it said: its error)
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,9 @@ def in_window(now: datetime.datetime, window: tuple[int, int]) -> bool:
     return start <= minute < end if start < end else minute >= start or minute < end
 
 
-LISTS_ARGV = ("apt-get", "-q", "update")
+# --error-on=any: a repository that cannot be reached is an error too (apt-get update exits 0
+# with a "W: Failed to fetch" otherwise, and the run would look fine; apt(8) "--error-on")
+LISTS_ARGV = ("apt-get", "-q", "--error-on=any", "update")
 UPGRADE_ARGV = ("unattended-upgrade",)
 REBOOT_ARGV = ("systemctl", "reboot")
 

@@ -239,12 +239,14 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
             # metrics over the VPN (PeerVPN's ULA, cjdns' address), never on the LAN
             seen[name]["metrics_ula"] = scrape(hub, window.identity.ula)
             tun0 = json.loads(window.ssh("ip -j -6 addr show dev tun0").stdout or "[]")
-            own_fc = [a["local"] for link in tun0 for a in link["addr_info"] if a["local"].startswith("fc")]
+            own_fc = [a["local"] for link in tun0 for a in link["addr_info"]
+                      if a.get("local", "").startswith("fc")]
             seen[name]["metrics_cjdns"] = scrape(hub, own_fc[0]) if own_fc else "no cjdns address"
             lan = window.ssh("ip -j -6 addr show scope global dev eth0 2>/dev/null || "
                              "ip -j -6 addr show scope global").stdout
+            # (an interface without an IPv6 address lists an empty addr_info entry)
             lan_addresses = [a["local"] for link in json.loads(lan or "[]") for a in link["addr_info"]
-                             if a["local"].startswith(LAN_PREFIX.rstrip(":"))]
+                             if a.get("local", "").startswith(LAN_PREFIX.rstrip(":"))]
             seen[name]["metrics_lan"] = [scrape(hub, a) for a in lan_addresses]
             seen[name]["metrics_link_local"] = scrape(hub, f"{nic_link_local(WINDOWS[name])}%eth0")
             seen[name]["rss_kib"] = window.ssh(

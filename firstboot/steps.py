@@ -238,6 +238,7 @@ def vpn(ctx: Context) -> None:
 
 LAYER2 = ("tinc", "peervpn")  # the backends on tap0, which carries the ULA
 METRICS_ADDRESSES = "etc/systemd/system/ewindow-metrics.socket.d/addresses.conf"
+DAEMON_RELOAD_ARGV = ["systemctl", "daemon-reload"]
 
 
 def metrics(ctx: Context) -> None:
@@ -255,10 +256,15 @@ def metrics(ctx: Context) -> None:
             addresses.append(str(checks.ipv6_address(cjdns_address)))
         except checks.InvalidValue as exc:
             raise StepError(f"cjdns' address: {exc}") from None
-    if addresses:
-        ctx.root.write(METRICS_ADDRESSES, files.metrics_socket(addresses))
-    else:
-        ctx.root.remove(METRICS_ADDRESSES)
+    changed = (ctx.root.write(METRICS_ADDRESSES, files.metrics_socket(addresses)) if addresses
+               else ctx.root.remove(METRICS_ADDRESSES))
+    if changed and ctx.root.live and (ctx.root / "run/systemd/system").is_dir():
+        # systemd loaded ewindow-metrics.socket at boot, before this drop-in existed: it
+        # would listen on the loopback only until the next boot (seen in the two-window test)
+        try:
+            run(DAEMON_RELOAD_ARGV)
+        except StepError as exc:  # the metrics wait for the next boot; the window works
+            log.warning("metrics: %s", exc)
 
 
 def host_key_fingerprints(ctx: Context) -> dict[str, str]:

@@ -449,3 +449,18 @@ def test_agent_with_gpiozero_1_6(tmp_path: Path) -> None:
         cwd=REPO,
     )
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_the_versions_in_the_metrics_are_dpkg_s_installed_ones(tmp_path: Path) -> None:
+    from hardware.metrics import installed_versions
+
+    status = tmp_path / "status"
+    status.write_text("Package: ewindow-agent\nStatus: install ok installed\nDepends: python3\n"
+                      "Version: 0.1.0+13.gabc\nDescription: x\n more\n\n"
+                      "Package: peervpn\nStatus: deinstall ok config-files\nVersion: 0.044-0ewindow1\n\n"
+                      "Package: bash\nStatus: install ok installed\nVersion: 5.2\n\n"
+                      "Package: cjdns\nVersion: 21.1-0ewindow1\nStatus: install ok installed\n")
+    assert installed_versions(status) == {"ewindow-agent": "0.1.0+13.gabc", "cjdns": "21.1-0ewindow1"}
+    status.write_text("Package: ewindow-agent\nStatus: install ok installed\nVersion: 0.1.0+14.gdef\n")
+    assert installed_versions(status) == {"ewindow-agent": "0.1.0+14.gdef"}  # read again once changed
+    assert installed_versions(tmp_path / "missing") == {}

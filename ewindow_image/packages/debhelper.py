@@ -22,13 +22,11 @@ LICENSE = "MIT"
 
 
 def control(package: CheckoutPackage, version: str, installed_kib: int) -> str:
-    description = "\n".join(f" {line}" if line.strip() else " ."
-                            for line in package.description.splitlines())
     fields = [("Package", package.name), ("Version", version), ("Architecture", ARCH),
               ("Maintainer", debian.MAINTAINER), ("Installed-Size", str(installed_kib)),
               ("Depends", ", ".join(package.depends)), ("Section", package.section),
-              ("Priority", "optional"), ("Description", f"{package.summary}\n{description}")]
-    return "".join(f"{name}: {value}\n" for name, value in fields if value)
+              ("Priority", "optional")]
+    return debian.control_text(fields, package.summary, package.description)
 
 
 def copyright_file(package: CheckoutPackage) -> str:

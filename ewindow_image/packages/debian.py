@@ -93,8 +93,15 @@ def depends(binaries: Iterable[Path], shlibs: dict[str, str], what: str) -> str:
     return ", ".join(sorted(deps))
 
 
+def control_text(fields: list[tuple[str, str]], summary: str, description: str) -> str:
+    """A DEBIAN/control file: the fields that have a value, then the description, its long
+    part folded as deb-control(5) wants (a blank line is " .")."""
+    long = "\n".join(f" {line}" if line.strip() else " ." for line in description.splitlines())
+    fields = [*fields, ("Description", f"{summary}\n{long}")]
+    return "".join(f"{name}: {value}\n" for name, value in fields if value)
+
+
 def control(recipe: Recipe, arch: str, depends_line: str, installed_kib: int) -> str:
-    description = "\n".join(f" {line}" if line.strip() else " ." for line in recipe.description.splitlines())
     fields = [
         ("Package", recipe.name), ("Source", recipe.name), ("Version", recipe.deb_version),
         ("Architecture", arch), ("Maintainer", MAINTAINER), ("Installed-Size", str(installed_kib)),
@@ -102,9 +109,8 @@ def control(recipe: Recipe, arch: str, depends_line: str, installed_kib: int) ->
         ("Homepage", recipe.homepage),
         ("X-Ewindow-Source", f"{recipe.source.url} commit {recipe.source.commit} tree-sha256 "
                              f"{recipe.source.tree_sha256}"),
-        ("Description", f"{recipe.summary}\n{description}"),
     ]
-    return "".join(f"{name}: {value}\n" for name, value in fields if value)
+    return control_text(fields, recipe.summary, recipe.description)
 
 
 LICENSE_FILES = {"GPL-3.0-or-later": "/usr/share/common-licenses/GPL-3"}

@@ -36,7 +36,7 @@ class VersionError(EWindowError):
 
 
 def git_argvs(root: Path, paths: Sequence[str]) -> dict[str, list[str]]:
-    """The three questions asked of git, as argv lists."""
+    """What is asked of git (commit count, newest commit, uncommitted changes, shallow), as argv lists."""
     git = ["git", "--no-pager", "-C", os.fspath(root)]
     return {"count": [*git, "rev-list", "--count", "HEAD", "--", *paths],
             "newest": [*git, "log", "-1", "--format=%h", "--abbrev=10", "HEAD", "--", *paths],

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -23,6 +24,29 @@ from .indicators import make_indicator
 from .linkwatch import LinkWatcher
 
 log = logging.getLogger("ewindow-agent")
+FACTORY_VARIABLE = "GPIOZERO_PIN_FACTORY"
+GPIOD_FACTORY = "ewindow-gpiod"  # the entry point's name (ewindow_hardware-0.1.dist-info)
+
+
+def use_gpiod_factory() -> str:
+    """Make the libgpiod pin factory gpiozero's own when the unit names it; why not, or "".
+
+    gpiozero loads a factory named in GPIOZERO_PIN_FACTORY that is not one of its own through
+    pkg_resources (gpiozero/devices.py, ``_default_pin_factory``), which imports tarfile,
+    zipfile, urllib.request and ssl: ~8 MiB of the agent's 31 MiB resident memory in the VM.
+    Made here, the factory is gpiozero's default (``Device.pin_factory``) before any device
+    asks, and gpiozero still closes it at exit."""
+    if os.environ.get(FACTORY_VARIABLE, "").lower() != GPIOD_FACTORY:
+        return ""
+    try:
+        from gpiozero import Device
+
+        from .gpiod_factory import GpiodFactory
+
+        Device.pin_factory = GpiodFactory()
+    except Exception as exc:  # noqa: BLE001 - ImportError, OSError (no chip), gpiozero's errors
+        return f"{type(exc).__name__}: {exc}"
+    return ""
 
 
 def attach_button(agent: Agent, factory: Any = None) -> Any:
@@ -56,13 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     except AgentConfigError as exc:
         log.error("<3>%s", exc)
         config, fault = AgentConfig(), str(exc)
-    indicator, why = make_indicator(config.led)
+    no_gpio = use_gpiod_factory()
+    indicator, why = make_indicator(config.led, gpio_error=no_gpio)
     if why:
         log.warning("<4>LED: %s; using %s", why, indicator.name)
     agent = Agent(config, indicator, paths=Paths(metrics_dir=args.metrics_dir))
     if fault:
         agent.post("checks", {"fault": fault})
-    button = attach_button(agent)
+    button = None
+    if no_gpio and config.button.pin is not None:
+        log.warning("<4>no button on GPIO%s: %s", config.button.pin, no_gpio)
+    elif not no_gpio:
+        button = attach_button(agent)
     watcher = LinkWatcher(link_event(agent))
     agent.workers.append(watcher)
     stop = threading.Event()

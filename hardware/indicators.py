@@ -130,9 +130,13 @@ class ActLed:
             pass
 
 
-def make_indicator(config: LedConfig, *, factory: Any = None, leds: Path = LEDS) -> tuple[Indicator, str]:
-    """The configured indicator, or the best fallback and why (``""`` when none was needed)."""
+def make_indicator(config: LedConfig, *, factory: Any = None, leds: Path = LEDS,
+                   gpio_error: str = "") -> tuple[Indicator, str]:
+    """The configured indicator, or the best fallback and why (``""`` when none was needed).
+    ``gpio_error``: why there is no GPIO at all (no pin factory); straight to the fallback."""
     try:
+        if gpio_error and config.kind is not LedKind.none:
+            raise OSError(gpio_error)
         if config.kind is LedKind.single:
             return SingleLed(config.pins[0], config.active_high, factory), ""
         if config.kind is LedKind.dual:

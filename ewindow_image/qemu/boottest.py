@@ -76,30 +76,42 @@ def partitions(image: Path) -> list[Partition]:
             for p in table["partitiontable"]["partitions"]]
 
 
+def firmware_boot_files(config_txt: str) -> tuple[str, str]:
+    """The kernel and initrd the Pi's firmware loads: config.txt's ``kernel=NAME`` and
+    ``initramfs NAME [followkernel]`` lines, the last of each (a later line overrides an
+    earlier one). raspi-firmware's hook writes both for the newest kernel in /boot on every
+    kernel install; a card whose config.txt names no kernel does not boot on a Pi.
+    Conditional sections ([pi4], …) are not interpreted: the image writes none."""
+    kernel = initrd = ""
+    for line in config_txt.splitlines():
+        words = line.split("#", 1)[0].strip().replace("=", " ", 1).split()
+        if len(words) >= 2 and words[0] == "kernel":
+            kernel = words[1]
+        elif len(words) >= 2 and words[0] == "initramfs":
+            initrd = words[1]
+    return kernel, initrd
+
+
 def boot_files(image: Path, target: Path) -> dict[str, Path]:
-    """Copy kernel, initrd, cmdline.txt and the Pi 3 DTB out of the FAT partition."""
+    """Copy kernel, initrd, cmdline.txt and the Pi 3 DTB out of the FAT partition: the
+    kernel and initrd config.txt names, as the Pi's firmware would."""
     boot = partitions(image)[0]
     spec = f"{os.fspath(image)}@@{boot.start}"
     names = run(["mdir", "-i", spec, "-b", "::/"], capture=True).split()
     names = [n.removeprefix("::/") for n in names]
-    wanted = {
-        "kernel": _newest(names, "vmlinuz-"),
-        "initrd": _newest(names, "initrd.img-"),
-        "cmdline": "cmdline.txt",
-        "dtb": RASPI3_DTB,
-    }
+    if "config.txt" not in names:
+        raise BootTestError(f"{image}: boot partition has no config.txt")
+    run(["mcopy", "-i", spec, "-n", "::/config.txt", os.fspath(target / "config.txt")])
+    kernel, initrd = firmware_boot_files((target / "config.txt").read_text(errors="replace"))
+    wanted = {"kernel": kernel, "initrd": initrd, "cmdline": "cmdline.txt", "dtb": RASPI3_DTB}
     found = {}
     for role, name in wanted.items():
-        if name not in names:
-            raise BootTestError(f"{image}: boot partition has no {name or role}")
+        if not name or name not in names or "/" in name or name.startswith("-"):
+            raise BootTestError(f"{image}: boot partition has no {name or role}"
+                                + (" (config.txt names none)" if not name else ""))
         run(["mcopy", "-i", spec, "-n", f"::/{name}", os.fspath(target / name)])
         found[role] = target / name
     return found
-
-
-def _newest(names: list[str], prefix: str) -> str:
-    matches = sorted(n for n in names if n.startswith(prefix))
-    return matches[-1] if matches else ""
 
 
 def guest_cmdline(cmdline_txt: str, machine: str, extra: str) -> str:

@@ -96,6 +96,7 @@ class UpdatesImage:
     site: Path
     cache: Path
     deployment: Path
+    hour: int  # the update window is hour:00 to hour+1:00
 
     def copy_to(self, folder: Path) -> Path:
         target = folder / self.image.name
@@ -124,7 +125,7 @@ def updates_image(built: Built, tmp_path_factory: pytest.TempPathFactory) -> Upd
     assert result.returncode == 0, result.stderr[-3000:]
     share_snapshots(cache)
     assert "==> stage 45-extra: cached" in result.stderr  # only the updates stage and later differ
-    return UpdatesImage(out / f"{built.stem}.img", site, cache, deployment)
+    return UpdatesImage(out / f"{built.stem}.img", site, cache, deployment, hour)
 
 
 def ssh_argv(ssh_port: int, built: Built) -> list[str]:
@@ -179,7 +180,11 @@ def test_a_window_upgrades_its_agent_from_the_deployment_repository(
 
     def upgrade() -> None:
         guest("before", "sudo mv /etc/apt/sources.list /root/debian.sources.off; "
-                        "dpkg-query -W -f='agent ${Version}\\n' ewindow-agent; ls /var/lib/ewindow/")
+                        "dpkg-query -W -f='agent ${Version}\\n' ewindow-agent; ls /var/lib/ewindow/; "
+                        "systemctl show -p TimersCalendar -p RandomizedDelayUSec -p FixedRandomDelay "
+                        "-p Persistent apt-daily-upgrade.timer; "
+                        "date -d \"$(systemctl show -P NextElapseUSecRealtime apt-daily-upgrade.timer)\" "
+                        "+next=%H:%M")
         guest("down", state)  # nothing listens behind the forwarded address yet
         server.start()
         guest("up", state + "; sudo journalctl -b --no-pager -u ewindow-agent.service | tail -n 20; "
@@ -190,6 +195,13 @@ def test_a_window_upgrades_its_agent_from_the_deployment_repository(
     (tmp_path / "guest.log").write_text(json.dumps(seen, indent=2))
     assert first.report["upgrade"] == "none", first.report  # nothing ran before the test did
     assert f"agent {old}" in seen["before"] and "firstboot.done" in seen["before"], seen["before"]
+    # the timer as systemd read the image's drop-in: the window's start, spread over the
+    # window but its last half hour, the same moment every night, not caught up at boot
+    timer = seen["before"]
+    assert f"OnCalendar=*-*-* {updates_image.hour:02d}:00:00 ;" in timer, timer
+    assert "RandomizedDelayUSec=30min\n" in timer and "FixedRandomDelay=yes\n" in timer, timer
+    assert "Persistent=no\n" in timer, timer
+    assert f"next={updates_image.hour:02d}:" in timer, timer
 
     down = seen["down"]
     assert "service 0" not in down, down  # the unit says the run failed

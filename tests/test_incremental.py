@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -79,8 +80,10 @@ def test_plan_and_build_redo_only_what_changed(built: Built, tmp_path: Path) -> 
 
     # one file of a package built from the checkout edited: the package and the stage that
     # installs it rebuild, then the later ones, and plan says why
+    # an edit no earlier run made: a run before this one on the same cache (the same commit)
+    # has the package built with its own edit already, and plan would call it cached
     with (checkout / REPORT).open("a") as f:
-        f.write("# edited by test_incremental\n")
+        f.write(f"# edited by test_incremental {uuid.uuid4()}\n")
     plan = cli(checkout, "plan", *common).stdout
     states = stage_lines(plan)
     assert states == {name: "cached" if name < "40" else "rebuild" for name in states}

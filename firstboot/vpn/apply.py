@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..fsops import Root, fsync_dir
-from . import ACTIVE_FILE, KEY_RECORD_DIR, VpnNode, cjdns, peervpn, tinc, tinc_name, yggdrasil
+from . import ACTIVE_FILE, KEY_RECORD_DIR, VpnNode, cjdns, peervpn, tinc, tinc_name, underlay, yggdrasil
 
 Run = Callable[..., str]  # run(argv, input_text=None) -> stdout; raises on failure
 
@@ -104,6 +104,11 @@ def apply_cjdns(root: Root, node: VpnNode, run: Run) -> dict[str, str]:
         _refuse_new_identity(root, "cjdns", cjdns.CONF)
         base = json.loads(run(cjdns.cleanconf_argv(), input_text=run(cjdns.genconf_argv())))
     root.write(cjdns.CONF, json.dumps(cjdns.configure(base, node), indent=2) + "\n", mode=0o600)
+    peers = cjdns.underlay_peers(node)
+    if peers:  # ewindow-cjdns-underlay.service starts only with this file
+        root.write(underlay.PEERS_FILE, "".join(f"{p}\n" for p in peers), mode=0o644)
+    else:
+        root.remove(underlay.PEERS_FILE)
     _record(root, "cjdns", str(base.get("publicKey", "")))
     return {"cjdns_public_key": str(base.get("publicKey", "")), "cjdns_address": str(base.get("ipv6", ""))}
 

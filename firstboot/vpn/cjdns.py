@@ -25,6 +25,7 @@ import copy
 import secrets
 from typing import Any
 
+from .. import checks
 from . import VpnNode
 
 CONF = "etc/cjdroute.conf"
@@ -90,6 +91,14 @@ def configure(base: dict[str, Any], node: VpnNode) -> dict[str, Any]:
     conf["noBackground"] = 1
     conf["pipe"] = f"{node.state_dir}/cjdroute.sock"
     return conf
+
+
+def underlay_peers(node: VpnNode) -> tuple[str, ...]:
+    """A gateway client's peers' underlay addresses, for the route watcher (underlay.py): its
+    default route goes into the TUN, and these must stay outside it."""
+    if node.settings.role == "hub" or not node.settings.cjdns_gateway_key:
+        return ()
+    return tuple(dict.fromkeys(checks.host_port(p.address)[0] for p in node.settings.cjdns_peers))
 
 
 def active(node: VpnNode) -> bool:

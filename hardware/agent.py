@@ -2,8 +2,9 @@
 """The agent: one thread owns the state; netlink, the button and the slow checks post events.
 
 Main loop, every second at most: handle events, debounce link loss, expire identify, run the
-slow checks (Internet, VPN) in a worker every ``probe.interval_s``, show the state, and tell
-systemd it is alive (WATCHDOG=1) only when every worker thread still runs.
+slow checks in workers (the Internet every ``probe.interval_s``, the VPN every
+``probe.vpn_interval_s``), show the state, and tell systemd it is alive (WATCHDOG=1) only when
+every worker thread still runs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import actions, facts, metrics
+from . import actions, facts, metrics, vpnprobe
 from .button import Action, Hold, PressClassifier
 from .config import AgentConfig
 from .indicators import Indicator
@@ -48,38 +49,74 @@ class Paths:
     identity: Path = Path("/var/lib/ewindow/identity.json")
 
 
-def slow_checks(config: AgentConfig, paths: Paths) -> dict[str, Any]:
-    """Internet and VPN: seconds each, so they run outside the main loop. ``vpn_peers`` (each
-    backend's own count) is for the metrics, the rest are facts."""
+def internet_check(config: AgentConfig) -> dict[str, Any]:
     probe = config.probe
-    active = facts.active_backends(paths.vpn_active, probe.vpn_backends)
-    statuses = facts.vpn_statuses(active, probe.vpn_targets, paths.vpn_state, probe.tap)
-    return {"internet": facts.internet(probe.internet_url, probe.internet_expect),
-            "vpn_configured": bool(active),
-            "vpn_up": bool(active) and facts.vpn_up(statuses, probe.vpn_targets, probe.tap, paths.sys),
-            "vpn_peers": {s.backend: s.peers for s in statuses}}
+    return {"internet": facts.internet(probe.internet_url, probe.internet_expect)}
+
+
+class VpnCheck:
+    """The VPN's facts: seconds each, so they run outside the main loop. It keeps when each
+    cjdns peer last sent something between calls (vpnprobe.PeerActivity). ``vpn_peers`` and
+    ``vpn_hubs`` (each backend's own counts) are for the metrics, the rest are facts."""
+
+    def __init__(self, config: AgentConfig, paths: Paths) -> None:
+        self.config, self.paths = config, paths
+        self.activity = vpnprobe.PeerActivity()
+
+    def __call__(self) -> dict[str, Any]:
+        probe, paths = self.config.probe, self.paths
+        active = facts.active_backends(paths.vpn_active, probe.vpn_backends)
+        statuses = facts.vpn_statuses(active, probe.vpn_targets, paths.vpn_state, probe.tap,
+                                      hubs=probe.vpn_hubs, card=facts.card_hubs(paths.vpn_active),
+                                      activity=self.activity)
+        return {"vpn_configured": bool(active),
+                "vpn_up": bool(active) and facts.vpn_up(statuses, probe.vpn_targets, probe.tap, paths.sys,
+                                                        probe.vpn_hubs),
+                "vpn_hub": any(s.hubs for s in statuses),
+                "vpn_peers": {s.backend: s.peers for s in statuses},
+                "vpn_hubs": {s.backend: s.hubs for s in statuses}}
+
+
+class Worker:
+    """One slow check, run in its own thread every ``interval_s``; its result is posted."""
+
+    def __init__(self, name: str, check: Callable[[], dict[str, Any]], interval_s: float,
+                 post: Callable[[str, Any], None]) -> None:
+        self.name, self.check, self.interval_s, self.post = name, check, interval_s, post
+        self.next_run = 0.0
+        self.thread: threading.Thread | None = None
+
+    def start_if_due(self, now: float) -> None:
+        if now >= self.next_run and (self.thread is None or not self.thread.is_alive()):
+            self.next_run = now + self.interval_s
+            self.thread = threading.Thread(target=lambda: self.post("checks", self.check()), name=self.name,
+                                           daemon=True)
+            self.thread.start()
 
 
 class Agent:
     def __init__(self, config: AgentConfig, indicator: Indicator, *, paths: Paths = Paths(),
                  clock: Callable[[], float] = time.monotonic, scale: float = 1.0,
                  patterns: dict[str, Pattern] | None = None,
-                 checks: Callable[[], dict[str, Any]] | None = None) -> None:
+                 checks: Callable[[], dict[str, Any]] | None = None,
+                 vpn_checks: Callable[[], dict[str, Any]] | None = None) -> None:
         self.config, self.indicator, self.paths, self.clock = config, indicator, paths, clock
         self.events: queue.Queue[Event] = queue.Queue()
         self.player = PatternPlayer(indicator.show, {**(patterns or PATTERNS), **HOLD_PATTERNS}, scale)
         self.classifier = PressClassifier(config.button, clock)
-        self.checks = checks or (lambda: slow_checks(config, paths))
+        probe = config.probe
+        self.checkers = [
+            Worker("internet", checks or (lambda: internet_check(config)), probe.interval_s, self.post),
+            Worker("vpn", vpn_checks or VpnCheck(config, paths), probe.vpn_interval_s, self.post)]
         self.facts = Facts(vpn_configured=bool(facts.active_backends(paths.vpn_active,
                                                                      config.probe.vpn_backends)))
         self.down_since: float | None = None
         self.identify_until = 0.0
-        self.next_check = 0.0
         self.next_resync = clock() + RESYNC_S
-        self.checker: threading.Thread | None = None
         self.workers: list[Any] = [self.player]
         self.shown = ""
         self.peers: dict[str, int | None] = {}
+        self.hubs: dict[str, int] = {}
         self.next_metrics = 0.0
         self.metrics_failed = False
         self.read_links()
@@ -96,6 +133,7 @@ class Agent:
             self.read_links()
         elif kind == "checks":
             self.peers = value.pop("vpn_peers", self.peers)
+            self.hubs = value.pop("vpn_hubs", self.hubs)
             self.facts = dataclasses.replace(self.facts, **value)
         elif kind == "pressed":
             self.classifier.press()
@@ -139,11 +177,8 @@ class Agent:
             has_ip=self.facts.link_up and facts.has_address(self.config.probe.interfaces),
             clock_synced=facts.clock_synced(self.paths.synchronized),
             identify=now < self.identify_until)
-        if now >= self.next_check and (self.checker is None or not self.checker.is_alive()):
-            self.next_check = now + self.config.probe.interval_s
-            self.checker = threading.Thread(target=lambda: self.post("checks", self.checks()),
-                                            name="checks", daemon=True)
-            self.checker.start()
+        for checker in self.checkers:
+            checker.start_if_due(now)
         self.show()
         if now >= self.next_metrics:
             self.next_metrics = now + METRICS_S
@@ -152,7 +187,7 @@ class Agent:
     def write_metrics(self) -> None:
         """For the node exporter's textfile collector (metrics.py); a failure is logged once
         and never stops the LED."""
-        text = metrics.exposition(self.shown, self.facts.firstboot, self.peers,
+        text = metrics.exposition(self.shown, self.facts.firstboot, self.peers, self.hubs,
                                   metrics.installed_versions(self.paths.dpkg_status),
                                   metrics.last_upgrade(self.paths.upgrade))
         try:
@@ -180,8 +215,14 @@ class Agent:
         return (f"{self.state.value}: link {'up' if f.link_up else 'down'}, "
                 f"address {'yes' if f.has_ip else 'no'}, internet {f.internet.value}, "
                 f"clock {'synced' if f.clock_synced else 'not synced'}, "
-                f"vpn {'up' if f.vpn_up else 'down' if f.vpn_configured else 'not configured'}, "
+                f"vpn {self.vpn_words()}, "
                 f"led {self.indicator.name}")
+
+    def vpn_words(self) -> str:
+        f = self.facts
+        if not f.vpn_configured:
+            return "not configured"
+        return "up" if f.vpn_up else "hub only" if f.vpn_hub else "down"
 
     def wait_time(self) -> float:
         """At most a second, less when a link loss is due to be shown sooner."""

@@ -50,10 +50,12 @@ class ProbeConfig:
     tap: str = "tap0"
     vpn_backends: tuple[str, ...] = ()
     vpn_targets: tuple[str, ...] = ()  # addresses that should answer over the VPN
+    vpn_hubs: tuple[str, ...] = ()  # the hubs' VPN addresses: shown apart from the windows
     # Debian's own connectivity check (what NetworkManager uses): the body proves no portal.
     internet_url: str = "http://network-test.debian.org/nm"
     internet_expect: str = "NetworkManager is online"
-    interval_s: float = 10.0
+    interval_s: float = 10.0  # the Internet check
+    vpn_interval_s: float = 1.0  # the VPN check: a window gone is shown within ~5 s (vpnprobe.FRESH_S)
     link_down_debounce_s: float = 2.0
     identify_s: float = 10.0
 
@@ -106,10 +108,12 @@ def parse(data: dict[str, Any], source: str) -> AgentConfig:
         tap=_get(probe, "tap", str, "tap0", f"{source}: probe."),
         vpn_backends=tuple(_get(probe, "vpn_backends", list, [], f"{source}: probe.")),
         vpn_targets=tuple(_get(probe, "vpn_targets", list, [], f"{source}: probe.")),
+        vpn_hubs=tuple(_get(probe, "vpn_hubs", list, [], f"{source}: probe.")),
         internet_url=_get(probe, "internet_url", str, ProbeConfig.internet_url, f"{source}: probe."),
         internet_expect=_get(probe, "internet_expect", str, ProbeConfig.internet_expect,
                              f"{source}: probe."),
         interval_s=float(_get(probe, "interval_s", num, 10.0, f"{source}: probe.")),
+        vpn_interval_s=float(_get(probe, "vpn_interval_s", num, 1.0, f"{source}: probe.")),
         link_down_debounce_s=float(_get(probe, "link_down_debounce_s", num, 2.0, f"{source}: probe.")),
         identify_s=float(_get(probe, "identify_s", num, 10.0, f"{source}: probe.")),
     )
@@ -122,7 +126,8 @@ def _check_values(button: ButtonConfig, probe: ProbeConfig, source: str) -> None
     """Times are positive and finite, pins are the header's GPIOs, addresses are addresses."""
     times = {"button.restart_vpn_s": button.restart_vpn_s, "button.reboot_s": button.reboot_s,
              "button.stuck_s": button.stuck_s, "button.bounce_s": button.bounce_s,
-             "probe.interval_s": probe.interval_s, "probe.link_down_debounce_s": probe.link_down_debounce_s,
+             "probe.interval_s": probe.interval_s, "probe.vpn_interval_s": probe.vpn_interval_s,
+             "probe.link_down_debounce_s": probe.link_down_debounce_s,
              "probe.identify_s": probe.identify_s}
     for key, seconds in times.items():
         if not (math.isfinite(seconds) and 0 < seconds <= 86400):
@@ -133,11 +138,12 @@ def _check_values(button: ButtonConfig, probe: ProbeConfig, source: str) -> None
         checks.url(probe.internet_url, ("http", "https"))
     except checks.InvalidValue as exc:
         raise AgentConfigError(f"{source}: probe.internet_url: {exc}") from None
-    for index, target in enumerate(probe.vpn_targets):
-        try:
-            checks.ip_address(target)
-        except checks.InvalidValue as exc:
-            raise AgentConfigError(f"{source}: probe.vpn_targets[{index}]: {exc}") from None
+    for key, addresses in (("vpn_targets", probe.vpn_targets), ("vpn_hubs", probe.vpn_hubs)):
+        for index, target in enumerate(addresses):
+            try:
+                checks.ip_address(target)
+            except checks.InvalidValue as exc:
+                raise AgentConfigError(f"{source}: probe.{key}[{index}]: {exc}") from None
     for index, name in enumerate((*probe.interfaces, probe.tap)):
         try:
             checks.interface_name(name)

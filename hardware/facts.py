@@ -10,7 +10,7 @@ import json
 import socket
 import struct
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from . import vpnprobe
@@ -140,17 +140,33 @@ def active_backends(active_file: Path, baked_in: Sequence[str]) -> tuple[str, ..
     return tuple(b for b in baked_in if b in listed)
 
 
+def card_hubs(active_file: Path) -> dict[str, tuple[str, ...]]:
+    """What the card says the hubs are, per backend (firstboot's active.json ``hubs``): cjdns
+    peers' public keys, tinc hubs' node names."""
+    try:
+        hubs = json.loads(active_file.read_text()).get("hubs", {})
+    except (OSError, ValueError, AttributeError):
+        return {}
+    if not isinstance(hubs, dict):
+        return {}
+    return {str(k): tuple(str(x) for x in v) for k, v in hubs.items() if isinstance(v, list)}
+
+
 def vpn_statuses(backends: Sequence[str], targets: Sequence[str], state_dir: Path = Path("/run/ewindow/vpn"),
-                 tap: str = "tap0") -> list[vpnprobe.VpnStatus]:
-    """Each backend's own account: its peer count and the targets that answered."""
-    return [vpnprobe.probe(b, targets, state_dir=state_dir, tap=tap) for b in backends]
+                 tap: str = "tap0", *, hubs: Sequence[str] = (),
+                 card: Mapping[str, Sequence[str]] | None = None,
+                 activity: vpnprobe.PeerActivity | None = None) -> list[vpnprobe.VpnStatus]:
+    """Each backend's own account: the windows and hubs it reaches and the targets that answered."""
+    card = card or {}
+    return [vpnprobe.probe(b, targets, hubs=hubs, hub_keys=card.get(b, ()), activity=activity,
+                           state_dir=state_dir, tap=tap) for b in backends]
 
 
 def vpn_up(statuses: Sequence[vpnprobe.VpnStatus], targets: Sequence[str], tap: str = "tap0",
-           sys_root: Path = Path("/sys")) -> bool:
-    """Up when a backend counts peers or a target answers; on tap0 without configured
-    targets, when another window answers ``ping ff02::1%tap0`` (the original's check)."""
+           sys_root: Path = Path("/sys"), hubs: Sequence[str] = ()) -> bool:
+    """Up when a backend reaches another window or a target answers; on tap0 without configured
+    targets, when another window (not a hub) answers ``ping ff02::1%tap0`` (the original's check)."""
     if any(status.up for status in statuses):
         return True
     layer2 = any(s.backend in LAYER2 for s in statuses) and (sys_root / "class/net" / tap).exists()
-    return not targets and layer2 and bool(vpnprobe.responders(tap))
+    return not targets and layer2 and bool(vpnprobe.split_hubs(vpnprobe.responders(tap), hubs)[0])

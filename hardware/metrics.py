@@ -48,16 +48,18 @@ def _family(name: str, help_text: str, samples: Iterable[tuple[Mapping[str, str]
     return lines
 
 
-def exposition(state: str, firstboot: str, peers: Mapping[str, int | None],
+def exposition(state: str, firstboot: str, peers: Mapping[str, int | None], hubs: Mapping[str, int],
                versions: Mapping[str, str], upgrade: Mapping[str, object]) -> str:
-    """The agent's metrics: the LED's state (1 for the one shown), peers per VPN backend (-1:
-    the backend cannot say), firstboot done, the versions of the project's packages, and the
-    last upgrade run's end and result (none before the first run)."""
+    """The agent's metrics: the LED's state (1 for the one shown), windows and hubs reached per
+    VPN backend (windows -1: the backend cannot say), firstboot done, the versions of the
+    project's packages, and the last upgrade run's end and result (none before the first run)."""
     lines = _family("ewindow_led_state", "The state the status LED shows (1) and the others (0).",
                     (({"state": s.value}, 1.0 if s.value == state else 0.0) for s in State))
-    lines += _family("ewindow_vpn_peers", "Peers of each VPN backend this window runs, as the backend "
-                     "counts them; -1 when it cannot say.",
+    lines += _family("ewindow_vpn_peers", "Other windows each VPN backend this window runs reaches now, "
+                     "hubs apart; -1 when it cannot say.",
                      (({"backend": b}, float(-1 if n is None else n)) for b, n in sorted(peers.items())))
+    lines += _family("ewindow_vpn_hubs", "Hubs that answer over each VPN backend this window runs.",
+                     (({"backend": b}, float(n)) for b, n in sorted(hubs.items())))
     lines += _family("ewindow_firstboot_done", "1 when firstboot has made this card into a window.",
                      [({}, 1.0 if firstboot == "done" else 0.0)])
     lines += _family("ewindow_package_info", "The installed version of each of the project's packages.",

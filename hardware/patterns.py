@@ -15,14 +15,15 @@ One LED (first true state wins; the RGB colour names the category, the rhythm is
 | captive portal | 1 long, 1 short flash, pause | amber |
 | clock not synchronised | 2 long flashes, pause | amber |
 | VPN not configured | long on, long off (1.5 s / 1.5 s) | cyan |
-| VPN down (no peer answers) | 1 short, 1 long flash, pause | magenta |
-| VPN up | on, with a short off-blip every 2 s | green |
+| VPN down (nothing answers) | 1 short, 1 long flash, pause | magenta |
+| VPN reaches a hub, no other window answers | on, with two short off-blips every 2 s | cyan-green |
+| VPN up (another window answers) | on, with a short off-blip every 2 s | green |
 
 Flash counts stop at 3 (people count 1, 2, 3 reliably). OK is "on with a blip", not steady
 on, so a hung agent cannot look healthy. On the board's ACT LED the firmware already speaks in
 short-flash counts (e.g. 4 long + 7 short = kernel not found), so ACT gets rhythms only: OK a
 heartbeat, fault fast blink, link problems a slow 1 Hz blink, VPN problems a double blip,
-firstboot a steady slow blink.
+firstboot a steady slow blink; a hub alone is the heartbeat's single beat.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ PATTERNS: dict[str, Pattern] = {
     State.clock: flashes(LONG, LONG),
     State.vpn_not_configured: ((1.0, 1.5), (0.0, 1.5)),
     State.vpn_down: flashes(SHORT, LONG),
+    State.vpn_hub: ((1.0, 1.6), (0.0, 0.1), (1.0, 0.2), (0.0, 0.1)),
     State.vpn_up: ((1.0, 1.9), (0.0, 0.1)),
 }
 
@@ -69,13 +71,14 @@ COLOURS: dict[str, Colour] = {
     State.updating: WHITE,
     State.no_link: AMBER, State.no_ip: AMBER, State.no_internet: AMBER, State.captive: AMBER,
     State.clock: AMBER, State.vpn_not_configured: (0.0, 1.0, 1.0), State.vpn_down: (1.0, 0.0, 1.0),
-    State.vpn_up: (0.0, 1.0, 0.0),
+    State.vpn_hub: (0.0, 1.0, 0.5), State.vpn_up: (0.0, 1.0, 0.0),
 }
 
 HEARTBEAT: Pattern = ((1.0, 0.1), (0.0, 0.1), (1.0, 0.1), (0.0, 1.7))
 ACT_PATTERNS: dict[str, Pattern] = {
     State.identify: PATTERNS[State.identify], State.firstboot: ((1.0, 1.0), (0.0, 1.0)),
-    State.fault: PATTERNS[State.fault], State.vpn_up: HEARTBEAT, State.updating: ((1.0, 1.0), (0.0, 1.0)),
+    State.fault: PATTERNS[State.fault], State.vpn_up: HEARTBEAT, State.vpn_hub: ((1.0, 0.1), (0.0, 1.9)),
+    State.updating: ((1.0, 1.0), (0.0, 1.0)),
     **{s: ((1.0, 0.5), (0.0, 0.5)) for s in (State.no_link, State.no_ip, State.no_internet, State.captive,
                                              State.clock)},
     **{s: ((1.0, 0.1), (0.0, 0.15), (1.0, 0.1), (0.0, 0.65)) for s in (State.vpn_not_configured,

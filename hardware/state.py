@@ -18,8 +18,9 @@ class State(enum.StrEnum):
     no_internet = "no-internet"  # an address, but the Internet does not answer
     clock = "clock"  # the clock is not synchronised (VPN timers, TLS)
     vpn_not_configured = "vpn-not-configured"
-    vpn_down = "vpn-down"  # configured, but no peer answers
-    vpn_up = "vpn-up"  # at least one peer answers
+    vpn_down = "vpn-down"  # configured, but nothing answers
+    vpn_hub = "vpn-hub"  # a hub answers, no other window does
+    vpn_up = "vpn-up"  # another window answers
 
 
 class Internet(enum.StrEnum):
@@ -38,7 +39,8 @@ class Facts:
     internet: Internet = Internet.unknown
     clock_synced: bool = False
     vpn_configured: bool = False
-    vpn_up: bool = False
+    vpn_up: bool = False  # another window (or a target) answers
+    vpn_hub: bool = False  # a hub answers
     identify: bool = False
     updating: bool = False
 
@@ -64,4 +66,6 @@ def derive_state(facts: Facts) -> State:
         return State.clock
     if not facts.vpn_configured:
         return State.vpn_not_configured
-    return State.vpn_up if facts.vpn_up else State.vpn_down
+    if facts.vpn_up:
+        return State.vpn_up
+    return State.vpn_hub if facts.vpn_hub else State.vpn_down

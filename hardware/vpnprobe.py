@@ -18,8 +18,9 @@ import re
 import socket
 import subprocess
 import sys
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 RESPONDER_RE = re.compile(r"from ([0-9a-f:]*[0-9a-f])(?:%[^:\s]+)?: ")
@@ -30,20 +31,42 @@ CJDNS_MAX_PAGES = 64
 @dataclass(frozen=True)
 class VpnStatus:
     backend: str
-    peers: int | None  # the backend's own count; None when it cannot say
+    peers: int | None  # other windows the backend reaches now, hubs apart; None when it cannot say
     reachable: tuple[str, ...]  # targets that answered
+    hubs: int = 0  # hubs that answer: what the card and the agent's settings name as hubs
 
     @property
     def up(self) -> bool:
+        """Another window (or a target) answers: the hub alone is not "connected to the windows"."""
         return bool(self.reachable) or bool(self.peers)
 
 
-def tinc_peers(state_dir: Path) -> int:
-    """Nodes tinc reached: one file each, kept by the host-up/host-down hooks."""
+def tap_mac_of(address: str) -> str:
+    """The tap0 MAC behind a window's VPN address: its link-local (modified EUI-64 of the tap
+    MAC) or its ULA (the prefix + the base MAC, firstboot/identity.py), "" for neither. A window
+    answers ``ff02::1`` from either, so both map to one key."""
     try:
-        return sum(1 for entry in state_dir.iterdir() if entry.is_file())
+        raw = ipaddress.IPv6Address(address.split("%", 1)[0]).packed
+    except ValueError:
+        return ""
+    if raw[:8] == b"\xfe\x80" + b"\0" * 6 and raw[11:13] == b"\xff\xfe":
+        mac = bytearray(raw[8:11] + raw[13:16])
+        mac[0] ^= 0x02  # modified EUI-64 inverts the universal/local bit back
+    else:
+        mac = bytearray(raw[10:16])
+        mac[0] = (mac[0] | 0x02) & ~0x01  # firstboot.identity.tap_mac
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+def tinc_peers(state_dir: Path, hub_names: Sequence[str] = ()) -> tuple[int, int]:
+    """(windows, hubs) tinc reached: one file each, named by the node and kept by the
+    host-up/host-down hooks; the hubs are the nodes the card names (vpn.tinc.hubs)."""
+    try:
+        names = {entry.name for entry in state_dir.iterdir() if entry.is_file()}
     except FileNotFoundError:
-        return 0
+        return 0, 0
+    hubs = len(names & set(hub_names))
+    return len(names) - hubs, hubs
 
 
 def yggdrasilctl_argv(endpoint: str | None) -> list[str]:
@@ -162,18 +185,61 @@ def bdecode(data: bytes) -> object:
     return value
 
 
-def established(pages: list[object]) -> int:
+KEY_RE = re.compile(r"([0-9a-z]{52}\.k)$")  # peerStats' addr: v21.0000.0000.0000.0013.<key>.k
+# cjdroute pings a peer that has been silent for 3 s (PING_AFTER_MILLISECONDS in
+# net/InterfaceController.c, checked every 1024 ms), so a live peer sends something at least
+# every ~4.1 s; one silent for longer is gone, though cjdroute says ESTABLISHED for 20 s more.
+FRESH_S = 4.5
+
+
+@dataclass
+class PeerActivity:
+    """When each cjdns peer's received-bytes counter last moved, on this process's clock.
+
+    peerStats' own ``last`` is on cjdroute's clock (the wall clock when it started, moved on
+    monotonically), which NTP setting the clock after the start puts off by the jump; a counter
+    that moves needs no clock but ours."""
+
+    fresh_s: float = FRESH_S
+    clock: Callable[[], float] = time.monotonic
+    moved: dict[str, tuple[object, float]] = field(default_factory=dict)
+
+    def live(self, peer: dict[str, object]) -> bool:
+        key, counter, now = str(peer.get("addr", "")), peer.get("bytesIn"), self.clock()
+        seen = self.moved.get(key)
+        if seen is None or seen[0] != counter:
+            self.moved[key] = (counter, now)
+            return True
+        return now - seen[1] <= self.fresh_s
+
+
+def established(pages: list[object]) -> list[dict[str, object]]:
     """Peers whose state is ESTABLISHED, over the pages of InterfaceController_peerStats
     (the rule tomeshnet's status uses; shared/reference/network.md §3.4)."""
-    count = 0
+    found = []
     for page in pages:
         peers = page.get("peers", []) if isinstance(page, dict) else []
-        count += sum(1 for p in peers if isinstance(p, dict) and p.get("state") == "ESTABLISHED")
-    return count
+        found += [p for p in peers if isinstance(p, dict) and p.get("state") == "ESTABLISHED"]
+    return found
 
 
-def cjdns_peers(admin: tuple[str, int] = CJDNS_ADMIN, timeout: float = 2.0) -> int | None:
-    """Established cjdns peers, or None when cjdroute's admin API does not answer."""
+def peer_key(peer: dict[str, object]) -> str:
+    match = KEY_RE.search(str(peer.get("addr", "")))
+    return match.group(1) if match else ""
+
+
+def split_cjdns(peers: list[dict[str, object]], hub_keys: Sequence[str],
+                activity: PeerActivity | None) -> tuple[int, int]:
+    """(windows, hubs) among the established peers; with ``activity``, only those that sent
+    something lately. The hubs are the peers the card names (vpn.cjdns.peers)."""
+    live = [p for p in peers if activity is None or activity.live(p)]
+    hubs = sum(1 for p in live if peer_key(p) in hub_keys)
+    return len(live) - hubs, hubs
+
+
+def cjdns_peer_stats(admin: tuple[str, int] = CJDNS_ADMIN,
+                     timeout: float = 2.0) -> list[dict[str, object]] | None:
+    """The established cjdns peers, or None when cjdroute's admin API does not answer."""
     pages: list[object] = []
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -191,31 +257,56 @@ def cjdns_peers(admin: tuple[str, int] = CJDNS_ADMIN, timeout: float = 2.0) -> i
     return established(pages)
 
 
-def peervpn_peers(tap: str = "tap0") -> int | None:
-    """The windows PeerVPN reaches now: other stations answering ``ff02::1`` on its tap.
+def cjdns_peers(admin: tuple[str, int] = CJDNS_ADMIN, hub_keys: Sequence[str] = (),
+                activity: PeerActivity | None = None) -> tuple[int | None, int]:
+    """(windows, hubs) cjdroute is peered with; (None, 0) when its admin API does not answer."""
+    peers = cjdns_peer_stats(admin)
+    return (None, 0) if peers is None else split_cjdns(peers, hub_keys, activity)
+
+
+def split_hubs(answering: set[str], hubs: Sequence[str]) -> tuple[set[str], set[str]]:
+    """(windows, hubs) among the stations that answered on tap0, as tap MACs: a hub is one
+    whose MAC is behind one of the addresses the settings name as hubs."""
+    hub_macs = {tap_mac_of(h) for h in hubs} - {""}
+    macs = {tap_mac_of(a) or a for a in answering}
+    return macs - hub_macs, macs & hub_macs
+
+
+def layer2_peers(tap: str = "tap0", hubs: Sequence[str] = ()) -> tuple[int | None, int]:
+    """(windows, hubs) PeerVPN or tinc reach now: other stations answering ``ff02::1`` on the tap.
 
     PeerVPN's own ``N peers connected.`` line comes late (up to ~11 s), drops a dead peer only
     after its 100 s session timeout and over-counts after restarts (shared/reference/network.md
     §2.3, §7), so the count is what answers now."""
     if not Path(f"/sys/class/net/{tap}").exists():
-        return None
-    return len(responders(tap))
+        return None, 0
+    windows, hub_macs = split_hubs(responders(tap), hubs)
+    return len(windows), len(hub_macs)
 
 
-def probe(backend: str, targets: Sequence[str], *, state_dir: Path = Path("/run/ewindow/vpn"),
+def probe(backend: str, targets: Sequence[str], *, hubs: Sequence[str] = (), hub_keys: Sequence[str] = (),
+          activity: PeerActivity | None = None, state_dir: Path = Path("/run/ewindow/vpn"),
           yggdrasil_endpoint: str | None = None, interface: str | None = None,
           tap: str = "tap0", cjdns_admin: tuple[str, int] = CJDNS_ADMIN) -> VpnStatus:
+    """One backend's status. ``hubs``: the hubs' VPN addresses (pinged, and told apart from
+    windows on tap0); ``hub_keys``: the hubs as the backend names them (cjdns public keys, tinc
+    node names); ``activity``: count a cjdns
+    peer only while it sends (kept between calls by the agent)."""
+    hub_count = 0
+    peers: int | None
     if backend == "tinc":
-        peers: int | None = tinc_peers(state_dir / "tinc")
+        peers, hub_count = tinc_peers(state_dir / "tinc", hub_keys)
     elif backend == "yggdrasil":
         peers = yggdrasil_peers(yggdrasil_endpoint)
     elif backend == "peervpn":
-        peers = peervpn_peers(tap)
+        peers, hub_count = layer2_peers(tap, hubs)
     elif backend == "cjdns":
-        peers = cjdns_peers(cjdns_admin)
+        peers, hub_count = cjdns_peers(cjdns_admin, hub_keys, activity)
     else:
         peers = None
-    return VpnStatus(backend, peers, reachable(targets, interface=interface))
+    answered = reachable([*targets, *hubs], interface=interface)
+    hub_count = max(hub_count, sum(1 for h in hubs if h in answered))
+    return VpnStatus(backend, peers, tuple(t for t in answered if t in targets), hub_count)
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -228,6 +319,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="vpnprobe", description=main.__doc__)
     parser.add_argument("backend", choices=["tinc", "yggdrasil", "peervpn", "cjdns"])
     parser.add_argument("targets", nargs="*", help="addresses that should answer")
+    parser.add_argument("--hub", action="append", default=[], metavar="ADDRESS",
+                        help="a hub's VPN address (counted apart from the windows)")
+    parser.add_argument("--hub-key", action="append", default=[], metavar="KEY",
+                        help="a hub's cjdns public key")
+    parser.add_argument("--watch", type=float, default=0, metavar="SECONDS",
+                        help="probe again every SECONDS, one JSON line each, counting a cjdns peer "
+                             "only while it sends (as the agent does)")
     parser.add_argument("--state-dir", type=Path, default=Path("/run/ewindow/vpn"))
     parser.add_argument("--yggdrasil-endpoint", default=None)
     parser.add_argument("--responders", metavar="IFACE", help="also list ff02::1 responders on IFACE")
@@ -235,14 +333,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cjdns-admin", type=_host_port, default=CJDNS_ADMIN, metavar="HOST:PORT",
                         help="cjdroute's admin API (default 127.0.0.1:11234)")
     args = parser.parse_args(argv)
-    status = probe(args.backend, args.targets, state_dir=args.state_dir,
-                   yggdrasil_endpoint=args.yggdrasil_endpoint, tap=args.tap, cjdns_admin=args.cjdns_admin)
-    out = {**asdict(status), "up": status.up}
-    if args.responders:
-        out["responders"] = sorted(responders(args.responders))
-    json.dump(out, sys.stdout)
-    print()
-    return 0
+    activity = PeerActivity() if args.watch > 0 else None
+    while True:
+        status = probe(args.backend, args.targets, hubs=args.hub, hub_keys=args.hub_key, activity=activity,
+                       state_dir=args.state_dir, yggdrasil_endpoint=args.yggdrasil_endpoint, tap=args.tap,
+                       cjdns_admin=args.cjdns_admin)
+        out = {**asdict(status), "up": status.up}
+        if args.responders:
+            out["responders"] = sorted(responders(args.responders))
+        print(json.dumps(out), flush=True)
+        if args.watch <= 0:
+            return 0
+        time.sleep(args.watch)
 
 
 if __name__ == "__main__":

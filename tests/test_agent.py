@@ -238,9 +238,9 @@ def make_agent(tmp_path: Path, factory: MockFactory, clock: Clock, **probe: Any)
         metrics_dir=tmp_path / "metrics",
         upgrade=tmp_path / "upgrade.json",
     )
-    checks = {"internet": Internet.online, "vpn_up": True}
     return Agent(
-        config, SingleLed(17, True, factory), paths=paths, clock=clock, scale=0.1, checks=lambda: checks
+        config, SingleLed(17, True, factory), paths=paths, clock=clock, scale=0.1,
+        checks=lambda: {"internet": Internet.online}, vpn_checks=lambda: {"vpn_up": True},
     )
 
 
@@ -360,7 +360,8 @@ def test_the_agent_drives_the_led_pin_from_firstboot_to_vpn_up(tmp_path: Path, f
     assert current(agent) is State.firstboot
     (tmp_path / "firstboot.json").write_text(json.dumps({"state": "done", "step": ""}))
     (tmp_path / "synchronized").touch()
-    agent.handle(agent.events.get(timeout=2))  # the slow checks started by the first tick
+    for _ in agent.checkers:  # the slow checks started by the first tick: Internet, VPN
+        agent.handle(agent.events.get(timeout=2))
     factory.pin(17).clear_states()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("hardware.facts.has_address", lambda interfaces: True)

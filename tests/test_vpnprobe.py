@@ -45,5 +45,5 @@ def test_established_counts_only_established_peers_over_pages() -> None:
         {"peers": [{"state": "ESTABLISHED"}, {"state": "INIT"}, "junk"]},
         "not a dict",
     ]
-    assert established(pages) == 2
-    assert established([]) == 0
+    assert len(established(pages)) == 2
+    assert established([]) == []

@@ -211,6 +211,8 @@ class AgentProbeConfig:
     internet_url: str
     internet_expect: str
     interval_s: float
+    vpn_hubs: tuple[str, ...]
+    vpn_interval_s: float
 
 
 @dataclass(frozen=True)

@@ -127,8 +127,17 @@ def apply(root: Root, node: VpnNode, run: Run) -> dict[str, str]:
         check = ACTIVE_CHECK.get(backend)
         if check is None or check(node):
             active.append(backend)
-    root.write(ACTIVE_FILE, json.dumps({"backends": active}) + "\n", mode=0o644)
+    root.write(ACTIVE_FILE, json.dumps({"backends": active, "hubs": card_hubs(node)}) + "\n", mode=0o644)
     return public
+
+
+def card_hubs(node: VpnNode) -> dict[str, list[str]]:
+    """The hubs as each backend names them, for the agent to tell them apart from windows:
+    cjdns' configured peers (a window peers with hubs; windows it finds by beacon are not
+    listed) and tinc's ConnectTo nodes."""
+    settings = node.settings
+    return {"cjdns": [p.public_key for p in settings.cjdns_peers],
+            "tinc": [tinc_name(h.name) for h in settings.tinc_hubs]}
 
 
 ACTIVE_CHECK: dict[str, Callable[[VpnNode], bool]] = {"peervpn": peervpn.active, "cjdns": cjdns.active}

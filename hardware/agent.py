@@ -66,12 +66,13 @@ class VpnCheck:
     def __call__(self) -> dict[str, Any]:
         probe, paths = self.config.probe, self.paths
         active = facts.active_backends(paths.vpn_active, probe.vpn_backends)
-        statuses = facts.vpn_statuses(active, probe.vpn_targets, paths.vpn_state, probe.tap,
-                                      hubs=probe.vpn_hubs, card=facts.card_hubs(paths.vpn_active),
-                                      activity=self.activity)
+        card = facts.card_hubs(paths.vpn_active)
+        hubs = card.get("addresses", ())
+        statuses = facts.vpn_statuses(active, probe.vpn_targets, paths.vpn_state, probe.tap, hubs=hubs,
+                                      card=card, activity=self.activity)
         return {"vpn_configured": bool(active),
                 "vpn_up": bool(active) and facts.vpn_up(statuses, probe.vpn_targets, probe.tap, paths.sys,
-                                                        probe.vpn_hubs),
+                                                        hubs),
                 "vpn_hub": any(s.hubs for s in statuses),
                 "vpn_peers": {s.backend: s.peers for s in statuses},
                 "vpn_hubs": {s.backend: s.hubs for s in statuses}}

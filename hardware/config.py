@@ -50,7 +50,6 @@ class ProbeConfig:
     tap: str = "tap0"
     vpn_backends: tuple[str, ...] = ()
     vpn_targets: tuple[str, ...] = ()  # addresses that should answer over the VPN
-    vpn_hubs: tuple[str, ...] = ()  # the hubs' VPN addresses: shown apart from the windows
     # Debian's own connectivity check (what NetworkManager uses): the body proves no portal.
     internet_url: str = "http://network-test.debian.org/nm"
     internet_expect: str = "NetworkManager is online"
@@ -108,7 +107,6 @@ def parse(data: dict[str, Any], source: str) -> AgentConfig:
         tap=_get(probe, "tap", str, "tap0", f"{source}: probe."),
         vpn_backends=tuple(_get(probe, "vpn_backends", list, [], f"{source}: probe.")),
         vpn_targets=tuple(_get(probe, "vpn_targets", list, [], f"{source}: probe.")),
-        vpn_hubs=tuple(_get(probe, "vpn_hubs", list, [], f"{source}: probe.")),
         internet_url=_get(probe, "internet_url", str, ProbeConfig.internet_url, f"{source}: probe."),
         internet_expect=_get(probe, "internet_expect", str, ProbeConfig.internet_expect,
                              f"{source}: probe."),
@@ -138,12 +136,11 @@ def _check_values(button: ButtonConfig, probe: ProbeConfig, source: str) -> None
         checks.url(probe.internet_url, ("http", "https"))
     except checks.InvalidValue as exc:
         raise AgentConfigError(f"{source}: probe.internet_url: {exc}") from None
-    for key, addresses in (("vpn_targets", probe.vpn_targets), ("vpn_hubs", probe.vpn_hubs)):
-        for index, target in enumerate(addresses):
-            try:
-                checks.ip_address(target)
-            except checks.InvalidValue as exc:
-                raise AgentConfigError(f"{source}: probe.{key}[{index}]: {exc}") from None
+    for index, target in enumerate(probe.vpn_targets):
+        try:
+            checks.ip_address(target)
+        except checks.InvalidValue as exc:
+            raise AgentConfigError(f"{source}: probe.vpn_targets[{index}]: {exc}") from None
     for index, name in enumerate((*probe.interfaces, probe.tap)):
         try:
             checks.interface_name(name)

@@ -141,8 +141,8 @@ def active_backends(active_file: Path, baked_in: Sequence[str]) -> tuple[str, ..
 
 
 def card_hubs(active_file: Path) -> dict[str, tuple[str, ...]]:
-    """What the card says the hubs are, per backend (firstboot's active.json ``hubs``): cjdns
-    peers' public keys, tinc hubs' node names."""
+    """What the card says the hubs are (firstboot's active.json ``hubs``): cjdns peers' public
+    keys (``cjdns``), tinc hubs' node names (``tinc``), the hubs' VPN addresses (``addresses``)."""
     try:
         hubs = json.loads(active_file.read_text()).get("hubs", {})
     except (OSError, ValueError, AttributeError):

@@ -69,6 +69,8 @@ OK = Facts(
     [
         ({}, State.vpn_up),
         ({"vpn_up": False}, State.vpn_down),
+        ({"vpn_up": False, "vpn_hub": True}, State.vpn_hub),
+        ({"vpn_hub": True}, State.vpn_up),
         ({"vpn_configured": False, "vpn_up": False}, State.vpn_not_configured),
         ({"clock_synced": False}, State.clock),
         ({"internet": Internet.offline}, State.no_internet),

@@ -238,6 +238,8 @@ def test_what_used_to_end_in_a_traceback(tmp_path: Path) -> None:
         ("vpn.peervpn.port=70000", "vpn.peervpn.port"),
         ("vpn.tinc.port=-1", "vpn.tinc.port"),
         ("agent.probe.interval_s=0", "agent.probe.interval_s"),
+        ("agent.probe.vpn_interval_s=.inf", "agent.probe.vpn_interval_s"),
+        ("vpn.hub_addresses=['hub.example.org']", "vpn.hub_addresses[0]"),
         ("build.cache_max_size=-5G", "build.cache_max_size"),
         ("admin.user=daemon", "admin.user"),
         ("hostname=window-", "hostname"),

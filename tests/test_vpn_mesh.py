@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,6 +54,7 @@ class Probe:
     peers: int | None
     reachable: set[str]
     up: bool
+    hubs: int
 
 
 @dataclass
@@ -90,7 +92,8 @@ class Node:
                     process.wait()
         self.processes.clear()
 
-    def probe(self, backend: str, *targets: str, endpoint: str | None = None) -> Probe:
+    def probe(self, backend: str, *targets: str, endpoint: str | None = None,
+              hubs: tuple[str, ...] = ()) -> Probe:
         argv = [
             sys.executable,
             "-m",
@@ -102,6 +105,7 @@ class Node:
         ]
         if endpoint:
             argv.append(f"--yggdrasil-endpoint={endpoint}")
+        argv += [f"--hub={hub}" for hub in hubs]
         result = subprocess.run(
             ["ip", "netns", "exec", self.netns, "env", f"PYTHONPATH={REPO}", *argv],
             capture_output=True,
@@ -109,7 +113,7 @@ class Node:
             check=True,
         )
         data = json.loads(result.stdout)
-        return Probe(data["peers"], set(data["reachable"]), data["up"])
+        return Probe(data["peers"], set(data["reachable"]), data["up"], data["hubs"])
 
 
 LanFactory = Callable[..., dict[str, Node]]
@@ -365,6 +369,17 @@ def test_peervpn_joins_two_windows_over_tap0_and_recovers_from_restarts(lan_of: 
     check_layer2_mesh({"hub": hub, "a": a, "b": b}, "peervpn")
     # the probe counts the real daemon's peers: the hub and b answer on a's tap0
     assert a.probe("peervpn").peers == 2 and hub.probe("peervpn").peers == 2
+    # ... and with the hub's address the card names (vpn.hub_addresses), the hub apart
+    apart = a.probe("peervpn", hubs=(hub.identity.ula,))
+    assert (apart.peers, apart.hubs, apart.up) == (1, 1, True)
+    b.stop()
+    alone = wait_for(lambda: a.probe("peervpn", hubs=(hub.identity.ula,)).peers == 0, PROBE_DEADLINE,
+                     "b's stop seen")
+    apart = a.probe("peervpn", hubs=(hub.identity.ula,))
+    assert (apart.peers, apart.hubs, apart.up) == (0, 1, False)  # the LED: the hub only
+    print(f"peervpn: b's stop seen after {alone:.1f} s; the hub still counted apart")
+    start_peervpn(b)
+    wait_for(lambda: pings(a, b.identity.ula), 30, "b back")
     # a window with another PSK never joins: PeerVPN says nothing about it (network.md §2.3)
     assert not pings(a, stranger.identity.ula) and not pings(hub, stranger.identity.ula)
     assert stranger.probe("peervpn").peers == 0
@@ -552,3 +567,71 @@ def test_cjdns_internet_gateway_serves_only_pinned_clients(lan: dict[str, Node])
     # b's handshake with the gateway may still be under way (a got its address at once): wait
     wait_for(lambda: gw.probe("cjdns").peers == 2, 30, "the gateway counts both clients as peers")
     assert a.probe("cjdns").peers == 1
+
+
+def node_peer(node: Node, public: dict[str, str], name: str) -> CjdnsPeer:
+    """``node`` as a cjdns peer others connect to, with its own password."""
+    conf = json.loads((node.root / "etc/cjdroute.conf").read_text())
+    port = conf["interfaces"]["UDPInterface"][0]["bind"].rsplit(":", 1)[1]
+    password = conf["authorizedPasswords"][0]["password"]
+    return CjdnsPeer(f"{UNDERLAY[node.name]}:{port}", public["cjdns_public_key"], password, name)
+
+
+def watch_probe(node: Node, backend: str, *args: str) -> subprocess.Popen[str]:
+    """``vpnprobe --watch 1`` on the node, as the agent probes: one JSON line a second."""
+    return subprocess.Popen(
+        ["ip", "netns", "exec", node.netns, "env", f"PYTHONPATH={REPO}", sys.executable, "-m",
+         "hardware.vpnprobe", backend, "--state-dir", str(node.root / "run"), "--watch", "1", *args],
+        stdout=subprocess.PIPE, text=True)
+
+
+def next_line_where(watch: subprocess.Popen[str], condition: Callable[[dict[str, Any]], object],
+                    seconds: float, what: str) -> float:
+    start = time.monotonic()
+    assert watch.stdout is not None
+    while time.monotonic() - start < seconds:
+        line = watch.stdout.readline()
+        if line and condition(json.loads(line)):
+            return time.monotonic() - start
+    raise AssertionError(f"{what}: not within {seconds:.0f} s")
+
+
+def kill_hard(node: Node) -> None:
+    """Gone without a goodbye: a power cut, a cable pulled far away."""
+    for process in node.processes:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    node.processes.clear()
+
+
+@pytest.mark.usefixtures("daemons_on_path")
+def test_cjdns_peers_count_only_while_they_send_and_the_hub_apart(lan: dict[str, Node]) -> None:
+    """The LED's cjdns facts (issue 21): cjdroute says ESTABLISHED for ~20 s after a peer went
+    silent; the probe counts a peer only while its counter moves (FRESH_S), and the hub the
+    card names apart from the windows. a peers with the hub and with b directly."""
+    hub, a, b = lan["hub"], lan["a"], lan["b"]
+    hub_public = configure(hub, VpnSettings(backends=("cjdns",), role="hub"))
+    hub_peer = cjdns_hub_peer(hub, hub_public)
+    b_public = configure(b, VpnSettings(backends=("cjdns",), cjdns_peers=(hub_peer,)))
+    configure(a, VpnSettings(backends=("cjdns",), cjdns_peers=(hub_peer, node_peer(b, b_public, "b"))))
+    for node in (hub, a, b):
+        start_cjdroute(node)
+    watch = watch_probe(a, "cjdns", "--hub-key", hub_public["cjdns_public_key"])
+    try:
+        next_line_where(watch, lambda s: s["peers"] == 1 and s["hubs"] == 1 and s["up"], 30,
+                        "a counts b as a window and the hub as a hub")
+        # idle for longer than FRESH_S: cjdroute's own pings keep both counted
+        started = time.monotonic()
+        while time.monotonic() - started < 8:
+            next_line_where(watch, lambda s: s["peers"] == 1 and s["hubs"] == 1, 5, "both stay counted")
+        kill_hard(b)
+        b_gone = next_line_where(watch, lambda s: s["peers"] == 0, 15, "b's silence seen")
+        print(f"cjdns: a window killed hard was no longer counted after {b_gone:.1f} s")
+        kill_hard(hub)
+        hub_gone = next_line_where(watch, lambda s: s["hubs"] == 0 and not s["up"], 15, "the hub's silence")
+        print(f"cjdns: the hub killed hard was no longer counted after {hub_gone:.1f} s")
+        # cjdroute itself still says ESTABLISHED: what the count was before
+        assert a.probe("cjdns").peers == 2
+    finally:
+        watch.kill()
+        watch.wait()

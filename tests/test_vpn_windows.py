@@ -291,6 +291,8 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
             text = str(result[over])
             assert f'ewindow_led_state{{state="{led}"}} 1' in text, (over, led, text[:500])
             assert re.search(r'ewindow_vpn_peers\{backend="peervpn"\} [1-9]', text), text
+            # the hub the card names as cjdns peer, counted apart from the windows while it sends
+            assert re.search(r'ewindow_vpn_hubs\{backend="cjdns"\} 1', text), text
             assert 'ewindow_package_info{package="ewindow-agent",version="' in text
             assert re.search(r'node_filesystem_avail_bytes\{[^}]*mountpoint="/"\} [0-9]', text)
             assert "node_boot_time_seconds " in text and "ewindow_firstboot_done 1" in text

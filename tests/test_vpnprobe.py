@@ -1,12 +1,25 @@
 # SPDX-License-Identifier: MIT
-"""The status probe's parsers: cjdns' bencoded admin API (property-based) and its peer count."""
+"""The status probe's parsers: cjdns' bencoded admin API (property-based), its peer count,
+which peers still send, and hubs told apart from windows."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hardware.vpnprobe import bdecode, bencode, established
+from hardware.vpnprobe import (
+    FRESH_S,
+    PeerActivity,
+    bdecode,
+    bencode,
+    established,
+    split_cjdns,
+    split_hubs,
+    tap_mac_of,
+    tinc_peers,
+)
 
 # What the admin API sends: integers, strings, lists and string-keyed dicts, nested.
 bvalues = st.recursive(
@@ -47,3 +60,52 @@ def test_established_counts_only_established_peers_over_pages() -> None:
     ]
     assert len(established(pages)) == 2
     assert established([]) == []
+
+
+@given(st.binary(min_size=6, max_size=6).filter(lambda raw: not raw[0] & 1 and any(raw))
+       .map(lambda raw: ":".join(f"{b:02x}" for b in raw)))
+def test_a_windows_link_local_and_ula_map_to_its_tap_mac(mac: str) -> None:
+    from firstboot.identity import derive
+
+    identity = derive("", mac)  # any network card's MAC: unicast, not all zero
+    assert tap_mac_of(identity.link_local) == tap_mac_of(identity.ula) == identity.tap_mac
+    assert tap_mac_of(f"{identity.link_local}%tap0") == identity.tap_mac
+    assert tap_mac_of("not an address") == ""
+
+
+def test_hubs_are_told_apart_from_windows_on_tap0() -> None:
+    from firstboot.identity import derive
+
+    hub, a, b = (derive("", m) for m in ("b8:27:eb:00:00:01", "b8:27:eb:00:00:0a", "b8:27:eb:00:00:0b"))
+    windows, hubs = split_hubs({hub.link_local, a.link_local, b.ula}, [hub.ula])
+    assert windows == {a.tap_mac, b.tap_mac} and hubs == {hub.tap_mac}
+    assert split_hubs({a.link_local, a.ula}, []) == ({a.tap_mac}, set())  # one window, two addresses
+
+
+def peer(key: str, received: int, state: str = "ESTABLISHED") -> dict[str, object]:
+    return {"addr": f"v21.0000.0000.0000.0013.{key}.k", "bytesIn": received, "state": state}
+
+
+HUB_KEY, WINDOW_KEY = "1" * 52, "2" * 52
+
+
+def test_a_cjdns_peer_counts_while_its_counter_moves_and_the_hub_apart() -> None:
+    now = [100.0]
+    activity = PeerActivity(clock=lambda: now[0])
+    hub_keys = [f"{HUB_KEY}.k"]
+    assert split_cjdns([peer(HUB_KEY, 10), peer(WINDOW_KEY, 5)], hub_keys, activity) == (1, 1)
+    now[0] += FRESH_S - 0.1
+    assert split_cjdns([peer(HUB_KEY, 10), peer(WINDOW_KEY, 9)], hub_keys, activity) == (1, 1)
+    now[0] += 0.2  # the hub has sent nothing for longer than FRESH_S; the window has
+    assert split_cjdns([peer(HUB_KEY, 10), peer(WINDOW_KEY, 9)], hub_keys, activity) == (1, 0)
+    now[0] += FRESH_S  # both silent
+    assert split_cjdns([peer(HUB_KEY, 10), peer(WINDOW_KEY, 9)], hub_keys, activity) == (0, 0)
+    assert split_cjdns([peer(HUB_KEY, 11), peer(WINDOW_KEY, 9)], hub_keys, activity) == (0, 1)  # back
+    assert split_cjdns([peer(HUB_KEY, 10)], hub_keys, None) == (0, 1)  # without activity: established
+
+
+def test_tinc_tells_the_card_s_hubs_from_windows(tmp_path: Path) -> None:
+    for name in ("hub1", "ewindow_0a", "ewindow_0b"):
+        (tmp_path / name).touch()
+    assert tinc_peers(tmp_path, ["hub1", "hub2"]) == (2, 1)
+    assert tinc_peers(tmp_path / "none", ["hub1"]) == (0, 0)

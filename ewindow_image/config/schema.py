@@ -163,6 +163,7 @@ class VpnConfig:
     backends: tuple[VpnBackend, ...]
     role: VpnRole
     network_name: str
+    hub_addresses: tuple[str, ...]
     psk: str = field(metadata=SECRET)
     tinc: TincConfig
     yggdrasil: YggdrasilConfig
@@ -211,7 +212,6 @@ class AgentProbeConfig:
     internet_url: str
     internet_expect: str
     interval_s: float
-    vpn_hubs: tuple[str, ...]
     vpn_interval_s: float
 
 

@@ -48,6 +48,7 @@ class VpnSettings:
     backends: tuple[str, ...] = ()
     role: str = "window"  # window | hub
     network_name: str = "ewindow"
+    hub_addresses: tuple[str, ...] = ()  # the hubs' VPN addresses: the LED tells them from windows
     psk: str = ""
     tinc_port: int = 655
     tinc_hubs: tuple[TincHub, ...] = ()
@@ -223,6 +224,7 @@ def parse_vpn(data: dict[str, Any], where: str = "vpn.") -> VpnSettings:
         backends=backends,
         role=role,
         network_name=_text(data, "network_name", where, checks.network_name) or "ewindow",
+        hub_addresses=_strings(data, "hub_addresses", where, checks.ip_address),
         psk=psk,
         tinc_port=_port(tinc, "port", 655, f"{where}tinc."),
         tinc_hubs=tuple(_tinc_hub(hub, at) for at, hub in _entries(tinc, "hubs", f"{where}tinc.")),

@@ -134,10 +134,12 @@ def apply(root: Root, node: VpnNode, run: Run) -> dict[str, str]:
 def card_hubs(node: VpnNode) -> dict[str, list[str]]:
     """The hubs as each backend names them, for the agent to tell them apart from windows:
     cjdns' configured peers (a window peers with hubs; windows it finds by beacon are not
-    listed) and tinc's ConnectTo nodes."""
+    listed), tinc's ConnectTo nodes, and the hubs' VPN addresses (``vpn.hub_addresses``: on
+    tap0, a hub answers ff02::1 like a window)."""
     settings = node.settings
     return {"cjdns": [p.public_key for p in settings.cjdns_peers],
-            "tinc": [tinc_name(h.name) for h in settings.tinc_hubs]}
+            "tinc": [tinc_name(h.name) for h in settings.tinc_hubs],
+            "addresses": list(settings.hub_addresses)}
 
 
 ACTIVE_CHECK: dict[str, Callable[[VpnNode], bool]] = {"peervpn": peervpn.active, "cjdns": cjdns.active}

@@ -635,3 +635,45 @@ def test_cjdns_peers_count_only_while_they_send_and_the_hub_apart(lan: dict[str,
     finally:
         watch.kill()
         watch.wait()
+
+
+SILENT_DNS = (  # reads queries and never answers: a resolver that hangs, not one that refuses
+    "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('10.77.0.1', 53))\n"
+    "while True: s.recv(4096)"
+)
+
+
+@pytest.fixture
+def silent_dns(lan: dict[str, Node]) -> Iterator[None]:
+    """a's resolver is the hub's address, where a DNS server reads queries and never answers
+    (``ip netns exec`` puts /etc/netns/NAME/resolv.conf in place of /etc/resolv.conf)."""
+    folder = Path("/etc/netns") / lan["a"].netns
+    folder.mkdir(parents=True)
+    (folder / "resolv.conf").write_text("nameserver 10.77.0.1\n")
+    lan["hub"].start([sys.executable, "-c", SILENT_DNS])
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.usefixtures("daemons_on_path", "silent_dns")
+def test_peervpn_init_peer_names_are_resolved_in_time_before_it_starts(lan: dict[str, Node]) -> None:
+    """A name whose DNS never answers stalled PeerVPN ~20 s before it tried the next init peer
+    (issue 21). The unit's ExecStartPre (firstboot/vpn/initpeers.py) resolves names with a time
+    limit into the copy PeerVPN reads, leaving out the name that did not resolve."""
+    hub, a = lan["hub"], lan["a"]
+    start_peervpn(hub)
+    configure(a, VpnSettings(backends=("peervpn",), psk=PSK,
+                             peervpn_initpeers=("hub.never-answers.test 7777", f"{UNDERLAY['hub']} 7777")))
+    conf, resolved = a.root / "etc/peervpn/ewindow.conf", a.root / "run/peervpn.conf"
+    prepared = a.exec("env", f"PYTHONPATH={REPO}", sys.executable, "-m", "firstboot.vpn.initpeers",
+                      str(conf), str(resolved))
+    print(f"peervpn init peers: {prepared.stderr.strip()}")
+    assert f"initpeers {UNDERLAY['hub']} 7777\n" in resolved.read_text()
+    assert resolved.stat().st_mode & 0o777 == 0o600  # it holds the PSK
+    started = time.monotonic()
+    a.start(["peervpn", str(resolved)])
+    seconds = wait_for(lambda: pings(a, hub.identity.ula), PROBE_DEADLINE, "a reaches the hub")
+    print(f"peervpn: with a dead DNS and a name first, a reached the hub {seconds:.1f} s after start "
+          f"({time.monotonic() - started:.1f} s)")

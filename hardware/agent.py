@@ -74,6 +74,7 @@ class VpnCheck:
                 "vpn_up": bool(active) and facts.vpn_up(statuses, probe.vpn_targets, probe.tap, paths.sys,
                                                         hubs),
                 "vpn_hub": any(s.hubs for s in statuses),
+                "mac_conflict": any(s.mac_conflict for s in statuses),
                 "vpn_peers": {s.backend: s.peers for s in statuses},
                 "vpn_hubs": {s.backend: s.hubs for s in statuses}}
 
@@ -189,6 +190,7 @@ class Agent:
         """For the node exporter's textfile collector (metrics.py); a failure is logged once
         and never stops the LED."""
         text = metrics.exposition(self.shown, self.facts.firstboot, self.peers, self.hubs,
+                                  self.facts.mac_conflict,
                                   metrics.installed_versions(self.paths.dpkg_status),
                                   metrics.last_upgrade(self.paths.upgrade))
         try:
@@ -217,7 +219,8 @@ class Agent:
                 f"address {'yes' if f.has_ip else 'no'}, internet {f.internet.value}, "
                 f"clock {'synced' if f.clock_synced else 'not synced'}, "
                 f"vpn {self.vpn_words()}, "
-                f"led {self.indicator.name}")
+                f"led {self.indicator.name}"
+                + (f", another station uses {self.config.probe.tap}'s MAC" if f.mac_conflict else ""))
 
     def vpn_words(self) -> str:
         f = self.facts

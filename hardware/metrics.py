@@ -49,10 +49,11 @@ def _family(name: str, help_text: str, samples: Iterable[tuple[Mapping[str, str]
 
 
 def exposition(state: str, firstboot: str, peers: Mapping[str, int | None], hubs: Mapping[str, int],
-               versions: Mapping[str, str], upgrade: Mapping[str, object]) -> str:
+               mac_conflict: bool, versions: Mapping[str, str], upgrade: Mapping[str, object]) -> str:
     """The agent's metrics: the LED's state (1 for the one shown), windows and hubs reached per
-    VPN backend (windows -1: the backend cannot say), firstboot done, the versions of the
-    project's packages, and the last upgrade run's end and result (none before the first run)."""
+    VPN backend (windows -1: the backend cannot say), a station using tap0's MAC, firstboot
+    done, the versions of the project's packages, and the last upgrade run's end and result
+    (none before the first run)."""
     lines = _family("ewindow_led_state", "The state the status LED shows (1) and the others (0).",
                     (({"state": s.value}, 1.0 if s.value == state else 0.0) for s in State))
     lines += _family("ewindow_vpn_peers", "Other windows each VPN backend this window runs reaches now, "
@@ -60,6 +61,9 @@ def exposition(state: str, firstboot: str, peers: Mapping[str, int | None], hubs
                      (({"backend": b}, float(-1 if n is None else n)) for b, n in sorted(peers.items())))
     lines += _family("ewindow_vpn_hubs", "Hubs that answer over each VPN backend this window runs.",
                      (({"backend": b}, float(n)) for b, n in sorted(hubs.items())))
+    lines += _family("ewindow_tap_mac_conflict", "1 when another station answers as this window on "
+                     "tap0 (its MAC): on PeerVPN's switch it takes this window's traffic.",
+                     [({}, 1.0 if mac_conflict else 0.0)])
     lines += _family("ewindow_firstboot_done", "1 when firstboot has made this card into a window.",
                      [({}, 1.0 if firstboot == "done" else 0.0)])
     lines += _family("ewindow_package_info", "The installed version of each of the project's packages.",

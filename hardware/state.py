@@ -10,7 +10,7 @@ from dataclasses import dataclass
 class State(enum.StrEnum):
     identify = "identify"  # the button was pressed: "this one"
     firstboot = "firstboot"  # firstboot is running
-    fault = "fault"  # firstboot failed, or the agent cannot do its job
+    fault = "fault"  # firstboot failed, the agent cannot do its job, or another station uses tap0's MAC
     updating = "updating"  # an unattended upgrade runs (updates/, /run/ewindow/updating)
     no_link = "no-link"  # no cable / no Wi-Fi association
     no_ip = "no-ip"  # link, but no address (DHCP)
@@ -41,6 +41,7 @@ class Facts:
     vpn_configured: bool = False
     vpn_up: bool = False  # another window (or a target) answers
     vpn_hub: bool = False  # a hub answers
+    mac_conflict: bool = False  # another station answers as this window on tap0 (its MAC)
     identify: bool = False
     updating: bool = False
 
@@ -50,7 +51,7 @@ def derive_state(facts: Facts) -> State:
         return State.identify
     if facts.firstboot == "running":
         return State.firstboot
-    if facts.firstboot == "failed" or facts.fault:
+    if facts.firstboot == "failed" or facts.fault or facts.mac_conflict:
         return State.fault
     if facts.updating:
         return State.updating

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 RESPONDER_RE = re.compile(r"from ([0-9a-f:]*[0-9a-f])(?:%[^:\s]+)?: ")
+REPLY_RE = re.compile(r"from ([0-9a-f:]*[0-9a-f])(?:%[^:\s]+)?: icmp_seq=(\d+)")
 CJDNS_ADMIN = ("127.0.0.1", 11234)  # cjdroute.conf admin.bind (firstboot.vpn.cjdns.ADMIN_BIND)
 CJDNS_MAX_PAGES = 64
 
@@ -34,6 +35,7 @@ class VpnStatus:
     peers: int | None  # other windows the backend reaches now, hubs apart; None when it cannot say
     reachable: tuple[str, ...]  # targets that answered
     hubs: int = 0  # hubs that answer: what the card and the agent's settings name as hubs
+    mac_conflict: bool = False  # another station answers as this window on tap0 (its MAC)
 
     @property
     def up(self) -> bool:
@@ -109,15 +111,40 @@ def parse_responders(text: str) -> set[str]:
     return {m.group(1) for m in RESPONDER_RE.finditer(text)}
 
 
+def answered_as_self(text: str, own: set[str]) -> bool:
+    """Two answers to one request came from this window's own addresses: its own, looped back,
+    and another station's that uses its MAC (and so its EUI-64 link-local, or its ULA). On
+    PeerVPN's switch that station takes this window's traffic (README "Who is trusted")."""
+    seen: dict[str, int] = {}
+    for match in REPLY_RE.finditer(text):
+        if match.group(1) in own:
+            seen[match.group(2)] = seen.get(match.group(2), 0) + 1
+    return any(count > 1 for count in seen.values())
+
+
+def ping_all(interface: str, seconds: int) -> str:
+    result = subprocess.run(["ping", "-6", "-n", "-c", "2", "-w", str(seconds), f"ff02::1%{interface}"],
+                            capture_output=True, text=True, check=False)
+    return result.stdout
+
+
 def responders(interface: str = "tap0", seconds: int = 3) -> set[str]:
     """Who answers ``ping ff02::1%tap0`` (the original's discovery), without this window.
 
     Answers come from the link-local address, or from the ULA while this window's own
     link-local is still tentative (just after the VPN attached): the kernel then sends the
     request from the ULA. Both map back to the window's MAC."""
-    result = subprocess.run(["ping", "-6", "-n", "-c", "2", "-w", str(seconds), f"ff02::1%{interface}"],
-                            capture_output=True, text=True, check=False)
-    return parse_responders(result.stdout) - own_addresses(interface)
+    return parse_responders(ping_all(interface, seconds)) - own_addresses(interface)
+
+
+def dad_failed(interface: str, if_inet6: Path = Path("/proc/net/if_inet6")) -> bool:
+    """The kernel's duplicate address detection found one of the interface's addresses in use
+    (IFA_F_DADFAILED): a station with this window's MAC was there first."""
+    try:
+        lines = if_inet6.read_text().splitlines()
+    except OSError:
+        return False
+    return any(len(f) == 6 and f[5] == interface and int(f[4], 16) & 0x08 for f in map(str.split, lines))
 
 
 def own_addresses(interface: str) -> set[str]:
@@ -272,16 +299,18 @@ def split_hubs(answering: set[str], hubs: Sequence[str]) -> tuple[set[str], set[
     return macs - hub_macs, macs & hub_macs
 
 
-def layer2_peers(tap: str = "tap0", hubs: Sequence[str] = ()) -> tuple[int | None, int]:
-    """(windows, hubs) PeerVPN or tinc reach now: other stations answering ``ff02::1`` on the tap.
+def layer2_peers(tap: str = "tap0", hubs: Sequence[str] = ()) -> tuple[int | None, int, bool]:
+    """(windows, hubs, another station answers as this one) PeerVPN or tinc reach now: other
+    stations answering ``ff02::1`` on the tap.
 
     PeerVPN's own ``N peers connected.`` line comes late (up to ~11 s), drops a dead peer only
     after its 100 s session timeout and over-counts after restarts (shared/reference/network.md
     §2.3, §7), so the count is what answers now."""
     if not Path(f"/sys/class/net/{tap}").exists():
-        return None, 0
-    windows, hub_macs = split_hubs(responders(tap), hubs)
-    return len(windows), len(hub_macs)
+        return None, 0, False
+    text, own = ping_all(tap, 3), own_addresses(tap)
+    windows, hub_macs = split_hubs(parse_responders(text) - own, hubs)
+    return len(windows), len(hub_macs), answered_as_self(text, own) or dad_failed(tap)
 
 
 def probe(backend: str, targets: Sequence[str], *, hubs: Sequence[str] = (), hub_keys: Sequence[str] = (),
@@ -290,23 +319,23 @@ def probe(backend: str, targets: Sequence[str], *, hubs: Sequence[str] = (), hub
           tap: str = "tap0", cjdns_admin: tuple[str, int] = CJDNS_ADMIN) -> VpnStatus:
     """One backend's status. ``hubs``: the hubs' VPN addresses (pinged, and told apart from
     windows on tap0); ``hub_keys``: the hubs as the backend names them (cjdns public keys, tinc
-    node names); ``activity``: count a cjdns
-    peer only while it sends (kept between calls by the agent)."""
-    hub_count = 0
+    node names); ``activity``: count a cjdns peer only while it sends (kept between calls by
+    the agent)."""
+    hub_count, conflict = 0, False
     peers: int | None
     if backend == "tinc":
         peers, hub_count = tinc_peers(state_dir / "tinc", hub_keys)
     elif backend == "yggdrasil":
         peers = yggdrasil_peers(yggdrasil_endpoint)
     elif backend == "peervpn":
-        peers, hub_count = layer2_peers(tap, hubs)
+        peers, hub_count, conflict = layer2_peers(tap, hubs)
     elif backend == "cjdns":
         peers, hub_count = cjdns_peers(cjdns_admin, hub_keys, activity)
     else:
         peers = None
     answered = reachable([*targets, *hubs], interface=interface)
     hub_count = max(hub_count, sum(1 for h in hubs if h in answered))
-    return VpnStatus(backend, peers, tuple(t for t in answered if t in targets), hub_count)
+    return VpnStatus(backend, peers, tuple(t for t in answered if t in targets), hub_count, conflict)
 
 
 def _host_port(text: str) -> tuple[str, int]:

@@ -79,6 +79,7 @@ OK = Facts(
         ({"link_up": False, "has_ip": False}, State.no_link),
         ({"firstboot": "failed", "link_up": False}, State.fault),
         ({"fault": "bad config"}, State.fault),
+        ({"mac_conflict": True}, State.fault),
         ({"updating": True, "link_up": False, "vpn_up": False}, State.updating),
         ({"updating": True, "firstboot": "failed"}, State.fault),
         ({"firstboot": "running", "link_up": False}, State.firstboot),

@@ -185,7 +185,7 @@ def window_netns(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 def test_fleet_status_scrapes_each_window_over_its_vpn_address(tmp_path: Path,
                                                                 window_netns: tuple[str, Path]) -> None:
     netns, textfiles = window_netns
-    text = exposition("vpn-up", "done", {"peervpn": 2, "cjdns": None}, {"peervpn": 1},
+    text = exposition("vpn-up", "done", {"peervpn": 2, "cjdns": None}, {"peervpn": 1}, False,
                       {"ewindow-agent": "0.1.0+13.gabc"}, {"finished": 1764645660, "result": "failed"})
     (textfiles / "ewindow_agent.prom").write_text(text)
     inventory = tmp_path / "inventory.yaml"

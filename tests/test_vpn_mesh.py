@@ -55,6 +55,7 @@ class Probe:
     reachable: set[str]
     up: bool
     hubs: int
+    mac_conflict: bool
 
 
 @dataclass
@@ -113,7 +114,7 @@ class Node:
             check=True,
         )
         data = json.loads(result.stdout)
-        return Probe(data["peers"], set(data["reachable"]), data["up"], data["hubs"])
+        return Probe(data["peers"], set(data["reachable"]), data["up"], data["hubs"], data["mac_conflict"])
 
 
 LanFactory = Callable[..., dict[str, Node]]
@@ -350,11 +351,11 @@ PSK = "two-window-test-psk-0123456789"
 RESTART_DEADLINE = 20.0  # issue 9: a restarted window is back with the hub and the other window
 
 
-def start_peervpn(node: Node, psk: str = PSK) -> None:
+def start_peervpn(node: Node, psk: str = PSK, binary: str = "peervpn") -> None:
     role = "hub" if node.name == "hub" else "window"
     initpeers = () if role == "hub" else (f"{UNDERLAY['hub']} 7777",)
     configure(node, VpnSettings(backends=("peervpn",), role=role, psk=psk, peervpn_initpeers=initpeers))
-    node.start(["peervpn", str(node.root / "etc/peervpn/ewindow.conf")])
+    node.start([binary, str(node.root / "etc/peervpn/ewindow.conf")])
 
 
 @pytest.mark.usefixtures("daemons_on_path")
@@ -677,3 +678,65 @@ def test_peervpn_init_peer_names_are_resolved_in_time_before_it_starts(lan: dict
     seconds = wait_for(lambda: pings(a, hub.identity.ula), PROBE_DEADLINE, "a reaches the hub")
     print(f"peervpn: with a dead DNS and a name first, a reached the hub {seconds:.1f} s after start "
           f"({time.monotonic() - started:.1f} s)")
+
+
+@pytest.mark.usefixtures("daemons_on_path")
+def test_a_station_with_the_psk_and_a_windows_mac_is_noticed(lan_of: LanFactory) -> None:
+    """Anyone with the PSK can take another window's MAC on PeerVPN's switch (README "Who is
+    trusted on layer 2"). The window notices: its ff02::1 probe gets a second answer from its
+    own address, and the LED shows a fault (issue 21)."""
+    lan = lan_of("hub", "a", "b", "s")
+    hub, a, spoofer = lan["hub"], lan["a"], lan["s"]
+    for node in (hub, a, lan["b"]):
+        start_peervpn(node)
+    wait_for(lambda: pings(a, lan["b"].identity.ula), 60, "a reaches b")
+    assert not a.probe("peervpn").mac_conflict
+    # the spoofer's tap0 as a's: its MAC (so its EUI-64 link-local) and its ULA
+    spoofer.exec("ip", "link", "set", "tap0", "down")
+    spoofer.exec("ip", "addr", "flush", "dev", "tap0")
+    spoofer.exec("ip", "link", "set", "tap0", "address", a.identity.tap_mac)
+    spoofer.exec("ip", "-6", "addr", "add", f"{a.identity.ula}/64", "dev", "tap0", "nodad")
+    spoofer.exec("ip", "link", "set", "tap0", "up")
+    start_peervpn(spoofer)
+    seconds = wait_for(lambda: a.probe("peervpn").mac_conflict, 30, "a notices a station with its MAC")
+    print(f"peervpn: a station with a's MAC noticed by a's probe {seconds:.1f} s after it started")
+    spoofer.stop()
+    wait_for(lambda: not a.probe("peervpn").mac_conflict, 30, "the conflict ends with the spoofer gone")
+
+
+@pytest.fixture(scope="session")
+def unpatched_peervpn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """PeerVPN 0.044 as a window of an older image runs it: the recipe without patch 0003
+    (peer information for every peer on a new session), built by the builder's own code."""
+    import dataclasses
+
+    from ewindow_image.config import load_config
+    from ewindow_image.packages.service import SourcePackages
+    from ewindow_image.packages.toolchain import Target, host_arch, host_suite
+    from ewindow_image.pipeline.cache import default_cache_dir
+
+    from .conftest import source_mirrors
+
+    recipes = tmp_path_factory.mktemp("recipes")
+    shutil.copytree(REPO / "packages/peervpn", recipes / "peervpn")
+    (recipes / "peervpn/patches/0003-peerinfo-on-new-session.patch").unlink()
+    cfg = load_config()
+    cfg = dataclasses.replace(cfg, sources=dataclasses.replace(cfg.sources, mirrors=source_mirrors()))
+    packages = SourcePackages(cfg, recipes, default_cache_dir())
+    root = tmp_path_factory.mktemp("unpatched")
+    (planned,) = packages.plan(["peervpn"], Target(host_arch(), host_suite()))
+    subprocess.run(["dpkg-deb", "-x", str(packages.ensure(planned)), str(root)], check=True)
+    return root / "usr/sbin/peervpn"
+
+
+@pytest.mark.parametrize("old", ["b", "hub"])
+@pytest.mark.usefixtures("daemons_on_path")
+def test_patched_and_unpatched_peervpn_meet(lan: dict[str, Node], unpatched_peervpn: Path, old: str) -> None:
+    """Patch 0003 changes when peer information is sent, not what is sent: a window of an
+    older image (or an older hub) still meets the patched ones."""
+    for name in ("hub", "a", "b"):
+        start_peervpn(lan[name], binary=str(unpatched_peervpn) if name == old else "peervpn")
+    a, b = lan["a"], lan["b"]
+    seconds = wait_for(lambda: pings(a, b.identity.ula) and pings(b, a.identity.ula), 90,
+                       f"a and b meet with an unpatched {old}")
+    print(f"peervpn: a and b met {seconds:.1f} s after start with an unpatched {old}")

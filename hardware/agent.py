@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import actions, facts, metrics, vpnprobe
+from . import actions, facts, metrics, tapguard, vpnprobe
 from .button import Action, Hold, PressClassifier
 from .config import AgentConfig
 from .indicators import Indicator
@@ -47,6 +47,7 @@ class Paths:
     vpn_state: Path = Path("/run/ewindow/vpn")
     vpn_active: Path = Path("/var/lib/ewindow/vpn/active.json")  # written by firstboot
     identity: Path = Path("/var/lib/ewindow/identity.json")
+    tap_guard: Path = tapguard.STATE_FILE  # frames from tap0's own MAC (ewindow-tap-guard.service)
 
 
 def internet_check(config: AgentConfig) -> dict[str, Any]:
@@ -74,7 +75,8 @@ class VpnCheck:
                 "vpn_up": bool(active) and facts.vpn_up(statuses, probe.vpn_targets, probe.tap, paths.sys,
                                                         hubs),
                 "vpn_hub": any(s.hubs for s in statuses),
-                "mac_conflict": any(s.mac_conflict for s in statuses),
+                "mac_conflict": any(s.mac_conflict for s in statuses)
+                or tapguard.seen_recently(paths.tap_guard),
                 "vpn_peers": {s.backend: s.peers for s in statuses},
                 "vpn_hubs": {s.backend: s.hubs for s in statuses}}
 

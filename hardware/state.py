@@ -41,7 +41,7 @@ class Facts:
     vpn_configured: bool = False
     vpn_up: bool = False  # another window (or a target) answers
     vpn_hub: bool = False  # a hub answers
-    mac_conflict: bool = False  # another station answers as this window on tap0 (its MAC)
+    mac_conflict: bool = False  # another station sends with this window's tap0 MAC
     identify: bool = False
     updating: bool = False
 

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 RESPONDER_RE = re.compile(r"from ([0-9a-f:]*[0-9a-f])(?:%[^:\s]+)?: ")
-REPLY_RE = re.compile(r"from ([0-9a-f:]*[0-9a-f])(?:%[^:\s]+)?: icmp_seq=(\d+)")
 CJDNS_ADMIN = ("127.0.0.1", 11234)  # cjdroute.conf admin.bind (firstboot.vpn.cjdns.ADMIN_BIND)
 CJDNS_MAX_PAGES = 64
 
@@ -35,7 +34,7 @@ class VpnStatus:
     peers: int | None  # other windows the backend reaches now, hubs apart; None when it cannot say
     reachable: tuple[str, ...]  # targets that answered
     hubs: int = 0  # hubs that answer: what the card and the agent's settings name as hubs
-    mac_conflict: bool = False  # another station answers as this window on tap0 (its MAC)
+    mac_conflict: bool = False  # tap0's duplicate address detection failed: its MAC is in use
 
     @property
     def up(self) -> bool:
@@ -111,30 +110,15 @@ def parse_responders(text: str) -> set[str]:
     return {m.group(1) for m in RESPONDER_RE.finditer(text)}
 
 
-def answered_as_self(text: str, own: set[str]) -> bool:
-    """Two answers to one request came from this window's own addresses: its own, looped back,
-    and another station's that uses its MAC (and so its EUI-64 link-local, or its ULA). On
-    PeerVPN's switch that station takes this window's traffic (README "Who is trusted")."""
-    seen: dict[str, int] = {}
-    for match in REPLY_RE.finditer(text):
-        if match.group(1) in own:
-            seen[match.group(2)] = seen.get(match.group(2), 0) + 1
-    return any(count > 1 for count in seen.values())
-
-
-def ping_all(interface: str, seconds: int) -> str:
-    result = subprocess.run(["ping", "-6", "-n", "-c", "2", "-w", str(seconds), f"ff02::1%{interface}"],
-                            capture_output=True, text=True, check=False)
-    return result.stdout
-
-
 def responders(interface: str = "tap0", seconds: int = 3) -> set[str]:
     """Who answers ``ping ff02::1%tap0`` (the original's discovery), without this window.
 
     Answers come from the link-local address, or from the ULA while this window's own
     link-local is still tentative (just after the VPN attached): the kernel then sends the
     request from the ULA. Both map back to the window's MAC."""
-    return parse_responders(ping_all(interface, seconds)) - own_addresses(interface)
+    result = subprocess.run(["ping", "-6", "-n", "-c", "2", "-w", str(seconds), f"ff02::1%{interface}"],
+                            capture_output=True, text=True, check=False)
+    return parse_responders(result.stdout) - own_addresses(interface)
 
 
 def dad_failed(interface: str, if_inet6: Path = Path("/proc/net/if_inet6")) -> bool:
@@ -300,7 +284,7 @@ def split_hubs(answering: set[str], hubs: Sequence[str]) -> tuple[set[str], set[
 
 
 def layer2_peers(tap: str = "tap0", hubs: Sequence[str] = ()) -> tuple[int | None, int, bool]:
-    """(windows, hubs, another station answers as this one) PeerVPN or tinc reach now: other
+    """(windows, hubs, the kernel found tap0's address in use) PeerVPN or tinc reach now: other
     stations answering ``ff02::1`` on the tap.
 
     PeerVPN's own ``N peers connected.`` line comes late (up to ~11 s), drops a dead peer only
@@ -308,9 +292,8 @@ def layer2_peers(tap: str = "tap0", hubs: Sequence[str] = ()) -> tuple[int | Non
     §2.3, §7), so the count is what answers now."""
     if not Path(f"/sys/class/net/{tap}").exists():
         return None, 0, False
-    text, own = ping_all(tap, 3), own_addresses(tap)
-    windows, hub_macs = split_hubs(parse_responders(text) - own, hubs)
-    return len(windows), len(hub_macs), answered_as_self(text, own) or dad_failed(tap)
+    windows, hub_macs = split_hubs(responders(tap), hubs)
+    return len(windows), len(hub_macs), dad_failed(tap)
 
 
 def probe(backend: str, targets: Sequence[str], *, hubs: Sequence[str] = (), hub_keys: Sequence[str] = (),

@@ -74,9 +74,10 @@ def test_the_window_code_is_packaged_with_its_units_and_config(debs: dict[str, P
     postinst = deb_control(agent, "postinst")
     # the units with an [Install] section are enabled, the agent restarted after an upgrade
     assert ("UNITS='ewindow-agent.service ewindow-metrics.socket ewindow-reboot.path "
-            "ewindow-restart-vpn.path'") in postinst
+            "ewindow-restart-vpn.path ewindow-tap-guard.service'") in postinst
     assert "TMPFILES=ewindow-metrics.conf" in postinst
-    assert "RESTART=ewindow-agent.service" in postinst and "SYSUSERS=ewindow-agent.conf" in postinst
+    assert "RESTART='ewindow-agent.service ewindow-tap-guard.service'" in postinst
+    assert "SYSUSERS=ewindow-agent.conf" in postinst
     assert "RESTART=''" in deb_control(firstboot, "postinst")  # firstboot is not run again
     for deb in debs.values():
         for script in ("postinst", "prerm", "postrm"):

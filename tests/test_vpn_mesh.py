@@ -683,14 +683,22 @@ def test_peervpn_init_peer_names_are_resolved_in_time_before_it_starts(lan: dict
 @pytest.mark.usefixtures("daemons_on_path")
 def test_a_station_with_the_psk_and_a_windows_mac_is_noticed(lan_of: LanFactory) -> None:
     """Anyone with the PSK can take another window's MAC on PeerVPN's switch (README "Who is
-    trusted on layer 2"). The window notices: its ff02::1 probe gets a second answer from its
-    own address, and the LED shows a fault (issue 21)."""
+    trusted on layer 2"). The window notices (issue 21): the tap guard sees frames come in
+    from its own MAC, and a tap0 brought up while the other is there fails its DAD."""
+    from hardware import tapguard
+
     lan = lan_of("hub", "a", "b", "s")
     hub, a, spoofer = lan["hub"], lan["a"], lan["s"]
     for node in (hub, a, lan["b"]):
         start_peervpn(node)
     wait_for(lambda: pings(a, lan["b"].identity.ula), 60, "a reaches b")
-    assert not a.probe("peervpn").mac_conflict
+    seen = a.root / "run/tap-guard.json"
+    a.start(["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "hardware.tapguard",
+             "--state-file", str(seen)])
+    wait_for(lambda: "watching tap0" in (a.root / "daemon.log").read_text(), 10, "the guard watches")
+    pings(a, "ff02::1%tap0")  # a's own frames go out: not another station's
+    time.sleep(2)
+    assert not seen.exists() and not a.probe("peervpn").mac_conflict
     # the spoofer's tap0 as a's: its MAC (so its EUI-64 link-local) and its ULA
     spoofer.exec("ip", "link", "set", "tap0", "down")
     spoofer.exec("ip", "addr", "flush", "dev", "tap0")
@@ -698,10 +706,14 @@ def test_a_station_with_the_psk_and_a_windows_mac_is_noticed(lan_of: LanFactory)
     spoofer.exec("ip", "-6", "addr", "add", f"{a.identity.ula}/64", "dev", "tap0", "nodad")
     spoofer.exec("ip", "link", "set", "tap0", "up")
     start_peervpn(spoofer)
-    seconds = wait_for(lambda: a.probe("peervpn").mac_conflict, 30, "a notices a station with its MAC")
-    print(f"peervpn: a station with a's MAC noticed by a's probe {seconds:.1f} s after it started")
-    spoofer.stop()
-    wait_for(lambda: not a.probe("peervpn").mac_conflict, 30, "the conflict ends with the spoofer gone")
+    wait_for(lambda: pings(spoofer, lan["b"].identity.ula), 30, "the spoofer is on the switch")
+    seconds = wait_for(lambda: seen.exists() and tapguard.seen_recently(seen), 30,
+                       "a's guard sees a frame from its own MAC")
+    print(f"peervpn: a frame from a's MAC by another station seen {seconds:.1f} s after the spoofer joined")
+    # a's tap0 brought up again (a restart, a new lease) while the spoofer is there: DAD fails
+    a.exec("ip", "link", "set", "tap0", "down")
+    a.exec("ip", "link", "set", "tap0", "up")
+    wait_for(lambda: a.probe("peervpn").mac_conflict, 30, "a's DAD finds its link-local in use")
 
 
 @pytest.fixture(scope="session")

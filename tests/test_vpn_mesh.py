@@ -689,22 +689,28 @@ def test_a_station_with_the_psk_and_a_windows_mac_is_noticed(lan_of: LanFactory)
 
     lan = lan_of("hub", "a", "b", "s")
     hub, a, spoofer = lan["hub"], lan["a"], lan["s"]
-    for node in (hub, a, lan["b"]):
-        start_peervpn(node)
-    wait_for(lambda: pings(a, lan["b"].identity.ula), 60, "a reaches b")
     seen = a.root / "run/tap-guard.json"
     a.start(["env", f"PYTHONPATH={REPO}", sys.executable, "-m", "hardware.tapguard",
              "--state-file", str(seen)])
     wait_for(lambda: "watching tap0" in (a.root / "daemon.log").read_text(), 10, "the guard watches")
-    pings(a, "ff02::1%tap0")  # a's own frames go out: not another station's
-    time.sleep(2)
-    assert not seen.exists() and not a.probe("peervpn").mac_conflict
+    for node in (hub, a, lan["b"]):  # the guard sees the windows meet: no false alarm
+        start_peervpn(node)
+    wait_for(lambda: pings(a, lan["b"].identity.ula), 60, "a reaches b")
+    for node in (a, lan["b"], hub):
+        pings(node, "ff02::1%tap0")
+    time.sleep(5)
+    assert not seen.exists(), (a.root / "daemon.log").read_text()
+    assert not a.probe("peervpn").mac_conflict
     # the spoofer's tap0 as a's: its MAC (so its EUI-64 link-local) and its ULA
     spoofer.exec("ip", "link", "set", "tap0", "down")
     spoofer.exec("ip", "addr", "flush", "dev", "tap0")
     spoofer.exec("ip", "link", "set", "tap0", "address", a.identity.tap_mac)
     spoofer.exec("ip", "-6", "addr", "add", f"{a.identity.ula}/64", "dev", "tap0", "nodad")
     spoofer.exec("ip", "link", "set", "tap0", "up")
+    # its link-local settled before it joins: a DAD probe that reached a would lose it (a
+    # defends its address), and the spoofer would answer no DAD of a's later
+    wait_for(lambda: not spoofer.exec("ip", "-6", "addr", "show", "dev", "tap0", "tentative").stdout.strip(),
+             10, "the spoofer's link-local is no longer tentative")
     start_peervpn(spoofer)
     wait_for(lambda: pings(spoofer, lan["b"].identity.ula), 30, "the spoofer is on the switch")
     seconds = wait_for(lambda: seen.exists() and tapguard.seen_recently(seen), 30,

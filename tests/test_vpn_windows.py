@@ -249,6 +249,11 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
                              if a.get("local", "").startswith(LAN_PREFIX.rstrip(":"))]
             seen[name]["metrics_lan"] = [scrape(hub, a) for a in lan_addresses]
             seen[name]["metrics_link_local"] = scrape(hub, f"{nic_link_local(WINDOWS[name])}%eth0")
+            # nobody else sends with this window's tap0 MAC: the guard and DAD stay quiet
+            seen[name]["tap_guard"] = window.ssh(
+                "sudo journalctl -b -o cat --no-pager -u ewindow-tap-guard | tail -n 5; "
+                "cat /run/ewindow-tap-guard/seen.json 2>/dev/null; ip -6 addr show dev tap0").stdout
+            seen[name]["final_status"] = window.agent_status()
             seen[name]["rss_kib"] = window.ssh(
                 "for unit in ewindow-agent ewindow-metrics; do "
                 "ps -o rss= -p $(systemctl show -P MainPID $unit.service); done").stdout.split()
@@ -266,12 +271,15 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
         print(
             f"window {name}: VPN up {result['vpn_up_s']:.0f} s after power-on ({result['status']}); "
             f"the other's ULA answered {result['ula_s']} s and its cjdns address {result['cjdns_s']} s "
-            f"after both were up; RSS (KiB) agent, node exporter: {result['rss_kib']}"
+            f"after both were up; RSS (KiB) agent, node exporter: {result['rss_kib']}; tap guard: "
+            + " | ".join(line for line in str(result["tap_guard"]).splitlines() if "frame" in line)
         )
     for name in WINDOWS:
         other = windows["b" if name == "a" else "a"]
         result = seen[name]
         assert "vpn up" in str(result["status"])
+        assert "another station" not in str(result["final_status"]), result["tap_guard"]
+        assert "dadfailed" not in str(result["tap_guard"]), result["tap_guard"]
         assert result["units"] == ["active", "active"]
         # both daemons start after firstboot and wait for nothing of the network's: not for
         # network-online.target (networkd's 2-minute wait-online timeout on a link without a

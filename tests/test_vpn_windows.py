@@ -254,6 +254,13 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
                 "sudo journalctl -b -o cat --no-pager -u ewindow-tap-guard | tail -n 5; "
                 "cat /run/ewindow-tap-guard/seen.json 2>/dev/null; ip -6 addr show dev tap0").stdout
             seen[name]["final_status"] = window.agent_status()
+            # for the closing numbers (issue 21): each VPN unit's start after firstboot's end, and
+            # what the boot waited for
+            seen[name]["unit_times"] = window.ssh(
+                "for u in ewindow-firstboot ewindow-peervpn ewindow-cjdns ewindow-agent; do "
+                "echo $u $(systemctl show -P ExecMainExitTimestampMonotonic $u) "
+                "$(systemctl show -P ActiveEnterTimestampMonotonic $u); done; "
+                "systemd-analyze critical-chain --no-pager ewindow-peervpn.service | tail -n 8").stdout
             seen[name]["rss_kib"] = window.ssh(
                 "for unit in ewindow-agent ewindow-metrics; do "
                 "ps -o rss= -p $(systemctl show -P MainPID $unit.service); done").stdout.split()
@@ -277,6 +284,7 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
     for name in WINDOWS:
         other = windows["b" if name == "a" else "a"]
         result = seen[name]
+        print(f"window {name}: firstboot's end, the units' start (µs):\n{result['unit_times']}")
         assert "vpn up" in str(result["status"])
         assert "another station" not in str(result["final_status"]), result["tap_guard"]
         assert "dadfailed" not in str(result["tap_guard"]), result["tap_guard"]

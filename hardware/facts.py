@@ -13,6 +13,8 @@ import urllib.parse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from firstboot import checks
+
 from . import vpnprobe
 from .linkwatch import read_operstate
 from .state import Internet
@@ -149,7 +151,19 @@ def card_hubs(active_file: Path) -> dict[str, tuple[str, ...]]:
         return {}
     if not isinstance(hubs, dict):
         return {}
-    return {str(k): tuple(str(x) for x in v) for k, v in hubs.items() if isinstance(v, list)}
+    found = {str(k): tuple(str(x) for x in v) for k, v in hubs.items() if isinstance(v, list)}
+    # the addresses go to ping's argv: only what the one address check accepts (firstboot
+    # wrote them checked; a hand-edited file may not be)
+    found["addresses"] = tuple(a for a in found.get("addresses", ()) if _is_address(a))
+    return found
+
+
+def _is_address(value: str) -> bool:
+    try:
+        checks.ip_address(value)
+    except checks.InvalidValue:
+        return False
+    return True
 
 
 def vpn_statuses(backends: Sequence[str], targets: Sequence[str], state_dir: Path = Path("/run/ewindow/vpn"),

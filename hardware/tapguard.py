@@ -15,8 +15,7 @@ Python process wakes for those alone, not for the calls' traffic. An incoming fr
 one this window sent in the last LOOP_S seconds is its own come back (a switch that floods a
 frame back to its sender), not another station's. Each other one is recorded in STATE_FILE as
 the CLOCK_BOOTTIME second it was seen and a count; the agent (unprivileged, no capabilities)
-reads it. The unit runs
-as a dynamic user with CAP_NET_RAW only. Linux packet filters:
+reads it. The unit runs as a dynamic user with CAP_NET_RAW only. Linux packet filters:
 https://www.kernel.org/doc/html/latest/networking/filter.html
 """
 

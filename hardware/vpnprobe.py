@@ -33,7 +33,7 @@ class VpnStatus:
     backend: str
     peers: int | None  # other windows the backend reaches now, hubs apart; None when it cannot say
     reachable: tuple[str, ...]  # targets that answered
-    hubs: int = 0  # hubs that answer: what the card and the agent's settings name as hubs
+    hubs: int = 0  # hubs that answer: what the card names as hubs (active.json "hubs")
     mac_conflict: bool = False  # tap0's duplicate address detection failed: its MAC is in use
 
     @property

@@ -118,3 +118,14 @@ def test_a_failed_duplicate_address_detection_on_tap0_is_seen(tmp_path: Path) ->
                      "fe80000000000000ba27ebfffe00000b 02 40 20 88     eth0\n")
     assert not dad_failed("tap0", table) and dad_failed("eth0", table)
     assert not dad_failed("tap0", tmp_path / "missing")
+
+
+def test_the_cards_hub_addresses_reach_ping_only_as_addresses(tmp_path: Path) -> None:
+    from hardware.facts import card_hubs
+
+    active = tmp_path / "active.json"
+    active.write_text('{"backends": ["peervpn"], "hubs": {"cjdns": ["k.k"], '
+                      '"addresses": ["fde1:c0fe::1", "-f", "10.0.0.1; reboot"]}}')
+    assert card_hubs(active) == {"cjdns": ("k.k",), "addresses": ("fde1:c0fe::1",)}
+    active.write_text("not json")
+    assert card_hubs(active) == {}

@@ -16,7 +16,7 @@ from . import __version__, interrupts
 from .commands import cards, checks, fleet, image
 from .commands.common import EXIT_CODES, Parser
 from .errors import ConfigError, EWindowError
-from .log import setup_logging
+from .log import setup_logging, terminal_safe
 from .process_tree import run_isolated
 
 DESCRIPTION = """\
@@ -63,9 +63,9 @@ def run_command(args: argparse.Namespace) -> int:
     except EWindowError as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         if exc.hint:
-            print(f"hint: {exc.hint}", file=sys.stderr)
+            print(f"hint: {terminal_safe(exc.hint)}", file=sys.stderr)
         return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:
         with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
@@ -75,6 +75,6 @@ def run_command(args: argparse.Namespace) -> int:
         if args.debug:
             traceback.print_exc()
         print(f"error: internal error in build.py {args.command}: {type(exc).__name__}: "
-              f"{str(exc)[:200]} (run with --debug for the traceback, and please report it)",
+              f"{terminal_safe(str(exc)[:200])} (run with --debug for the traceback, and please report it)",
               file=sys.stderr)
         return EX_SOFTWARE

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from ewindow_image.log import terminal_safe
+
 from .conftest import REPO, Built, requires_root
 
 pytestmark = [pytest.mark.slow, requires_root]
@@ -335,4 +337,4 @@ def test_bmaptool_failing_is_one_line_and_gives_the_name_back(
     assert (result, name) == ("failed", "lab-1"), station.text()
     assert "bmaptool failed (exit status 1): " in error and "checksum" in error.lower(), error
     assert [ln for ln in station.text().splitlines() if "given back" in ln] == [
-        f"{station.entries()[0]['device']}: failed; lab-1 given back: {error}"]
+        terminal_safe(f"{station.entries()[0]['device']}: failed; lab-1 given back: {error}")]

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..errors import EWindowError
 from ..runner import run
+from .target import Kind, check_whole, inspect, tool_path
 
 LSBLK_COLUMNS = "NAME,TYPE,RM,HOTPLUG,TRAN,SIZE,MODEL,RO,MOUNTPOINTS"
 
@@ -91,12 +91,14 @@ def bmaptool_argv(image: Path, bmap: Path, device: Path) -> list[str]:
 
 
 def inspect_device(device: Path) -> Disk:
+    """The disk at ``device``, which must be a block device (a symlink to one is fine)."""
     try:
-        if not stat.S_ISBLK(device.stat().st_mode):
-            raise FlashRefused(f"{device} is not a block device")
-    except FileNotFoundError:
-        raise FlashRefused(f"{device}: no such device") from None
-    return parse_lsblk(run(lsblk_argv(device), capture=True))
+        kind = inspect(device, devices=True)
+    except EWindowError as exc:
+        raise FlashRefused(str(exc)) from None
+    if kind is not Kind.DEVICE:
+        raise FlashRefused(f"{device} is not a block device")
+    return parse_lsblk(run(lsblk_argv(tool_path(device)), capture=True))
 
 
 def flash(image: Path, device: Path, *, force: bool) -> list[str]:
@@ -104,8 +106,9 @@ def flash(image: Path, device: Path, *, force: bool) -> list[str]:
     disk = inspect_device(device)
     warnings = check_target(disk, 0, force=force)  # the device first: it is the dangerous part
     bmap = image.with_name(image.name + ".bmap")
-    if not image.is_file() or not bmap.is_file():
+    if not os.path.lexists(image) or not bmap.is_file():
         raise EWindowError(f"{image} or its .bmap is missing", hint="build it first: make image")
-    check_target(disk, image.stat().st_size, force=True)  # the size, now that it is known
-    run(bmaptool_argv(image, bmap, device))
+    safe_image, _ = check_whole(image, devices=False)
+    check_target(disk, safe_image.stat().st_size, force=True)  # the size, now that it is known
+    run(bmaptool_argv(safe_image, tool_path(bmap), tool_path(device)))
     return warnings

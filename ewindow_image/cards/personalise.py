@@ -22,11 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from firstboot import checks
-from firstboot.settings import SETTINGS_FILE, SettingsError, parse_deployment, parse_json
+from firstboot.settings import (
+    MAX_FILE_BYTES,
+    SETTINGS_FILE,
+    SettingsError,
+    parse_deployment,
+    parse_json,
+)
 
 from ..config import Config
 from ..errors import CommandError, ConfigError, EWindowError
 from ..runner import run
+from .target import check_whole
 
 log = logging.getLogger("ewindow")
 
@@ -82,47 +89,50 @@ def _check_as_the_window_will(cfg: Config, data: dict[str, Any], image_vpn: dict
         raise ConfigError(cfg.origin(key), key, message) from None
 
 
-def partition_starts(target: Path) -> list[int]:
-    """Byte offsets of ``target``'s partitions, in table order."""
-    try:
-        table = json.loads(run(["sfdisk", "--json", os.fspath(target)], capture=True))["partitiontable"]
-        sector = int(table.get("sectorsize", 512))
-        return [int(part["start"]) * sector for part in table["partitions"]]
-    except (CommandError, KeyError, TypeError, ValueError):
-        raise EWindowError(f"{target}: no partition table; is this an EWindow image or card?") from None
+def partition_starts(target: Path, *, devices: bool = True) -> tuple[Path, list[int]]:
+    """The tool-safe path of ``target`` (checked whole: :mod:`.target`) and the byte offsets of
+    its partitions, in table order."""
+    safe, found = check_whole(target, devices=devices)
+    return safe, [part.start for part in found]
 
 
 def boot_partition(target: Path) -> FatPartition:
     """The first partition of ``target``, which must be FAT and hold a Pi's cmdline.txt."""
-    starts = partition_starts(target)
-    if not starts:
-        raise EWindowError(f"{target}: no partition table; is this an EWindow image or card?")
-    part = FatPartition(target, starts[0])
+    safe, starts = partition_starts(target)
+    part = FatPartition(safe, starts[0])
     names = mdir(part, "::/")
     if "::/cmdline.txt" not in names:
         raise EWindowError(f"{target}: the first partition has no cmdline.txt; not an EWindow image")
     return part
 
 
-def read_root_file_argv(target: Path, offset: int, path: str) -> list[str]:
-    """debugfs (read-only unless -w) printing one file of the ext4 file system at ``offset``;
-    the ``?offset=`` suffix is e2fsprogs' unix I/O option, so nothing is mounted."""
-    return ["debugfs", "-R", f"cat {path}", f"{os.fspath(target)}?offset={offset}"]
+def dump_root_file_argv(target: Path, offset: int, path: str, local: Path) -> list[str]:
+    """debugfs (read-only unless -w) copying one file of the ext4 file system at ``offset`` to
+    ``local``; the ``?offset=`` suffix is e2fsprogs' unix I/O option, so nothing is mounted.
+    A copy, not ``cat``: the file's bytes are the image's, not necessarily UTF-8 text."""
+    return ["debugfs", "-R", f"dump {path} {os.fspath(local)}", f"{os.fspath(target)}?offset={offset}"]
 
 
 def image_vpn_settings(target: Path) -> dict[str, Any] | None:
     """The ``vpn`` section of the image's /etc/ewindow/firstboot.json, or None when its root
     file system cannot be read (then the card is checked as before, without it)."""
-    starts = partition_starts(target)
-    if len(starts) < 2 or "?" in os.fspath(target):
+    safe, starts = partition_starts(target)
+    if len(starts) < 2:
         log.warning("warning: %s: no readable root partition; the VPN backends it carries were not checked",
                     target)
         return None
-    try:
-        text = run(read_root_file_argv(target, starts[1], f"/{SETTINGS_FILE}"), capture=True)
-        settings = parse_json(text.encode(), f"{target}: /{SETTINGS_FILE}") if text.strip() else None
-    except (CommandError, SettingsError):
-        settings = None
+    settings = None
+    with tempfile.TemporaryDirectory(prefix="ewindow-settings-") as tmp:
+        local = Path(tmp) / "firstboot.json"
+        try:
+            run(dump_root_file_argv(safe, starts[1], f"/{SETTINGS_FILE}", local), capture=True)
+            # a folder, a device or nothing at that path leaves no regular file here
+            if local.is_file() and not local.is_symlink():
+                with local.open("rb") as stream:
+                    raw = stream.read(MAX_FILE_BYTES + 1)
+                settings = parse_json(raw, f"{target}: /{SETTINGS_FILE}")
+        except (CommandError, SettingsError):
+            settings = None
     if not isinstance(settings, dict) or not isinstance(settings.get("vpn"), dict):
         log.warning("warning: %s: /%s not readable; the VPN backends it carries were not checked",
                     target, SETTINGS_FILE)

@@ -5,6 +5,7 @@ station (many cards, as they are put in)."""
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def cmd_personalise(args: argparse.Namespace) -> int:
 
     cfg = load(args)
     hostdeps.require_tools(hostdeps.PERSONALISE_TOOLS)
-    if not args.target.exists():
+    if not os.path.lexists(args.target):
         raise EWindowError(f"{args.target}: no such image or device")
     personalise(args.target, deployment(cfg, args.hostname, image_vpn_settings(args.target)))
     log.info("personalised %s: %d SSH keys, %d Wi-Fi networks, VPN %s%s", args.target,
@@ -88,7 +89,7 @@ def cmd_flash(args: argparse.Namespace) -> int:
     image = args.image or artifact_paths(cfg, args.out).image
     # bad settings, or a VPN the image lacks, fail before the card is touched (a missing
     # image is flash's to report, after its checks of the device)
-    data = deployment(cfg, args.hostname, image_vpn_settings(image) if image.is_file() else None)
+    data = deployment(cfg, args.hostname, image_vpn_settings(image) if os.path.lexists(image) else None)
     for warning in flash(image, args.device, force=args.force):
         log.warning("warning: --force: %s", warning)
     personalise(args.device, data)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ def add_commands(sub: Any) -> None:
 
 def cmd_boot_test(args: argparse.Namespace) -> int:
     from .. import hostdeps
+    from ..cards.target import check_whole
     from ..pipeline.driver import artifact_paths
     from ..qemu import boottest
 
@@ -36,8 +38,9 @@ def cmd_boot_test(args: argparse.Namespace) -> int:
                           "(1 to 86400)")
     hostdeps.require_tools(hostdeps.BOOT_TEST_TOOLS)
     image = args.image or artifact_paths(cfg, args.out).image
-    if not image.is_file():
+    if not os.path.lexists(image):
         raise EWindowError(f"{image}: no such image", hint="build it first: make image")
+    image, _ = check_whole(image, devices=False)
     machines = ["virt", "raspi3b"] if args.machine == "all" else [args.machine]
     for machine in machines:
         result = boottest.boot(image, boottest.BootSpec(machine=machine, timeout=args.timeout))

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, ConfigLayers, load_config
+from ..log import terminal_safe
 from ..pipeline.cache import StageCache, default_cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (and exit status 2) instead of the usage."""
 
     def error(self, message: str) -> typing.NoReturn:
-        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"error: {self.prog}: {terminal_safe(message)} (see {self.prog} --help)\n")
 
 
 def command(sub: Any, name: str, summary: str, details: str, handler: Handler, *,

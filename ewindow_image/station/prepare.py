@@ -6,12 +6,14 @@ card is touched."""
 
 from __future__ import annotations
 
+import os
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..cards.personalise import deployment, image_vpn_settings
+from ..cards.target import check_whole, tool_path
 from ..config import Config, ConfigLayers
 from ..errors import ConfigError, EWindowError
 from ..image.artifacts import sha256_file
@@ -19,25 +21,20 @@ from .inventory import Names, Window, load_entries, windows
 from .record import LOG_NAME, StationLog
 from .writing import Image
 
-MAX_BMAP_BYTES = 16 << 20
-
 
 def image_of(path: Path) -> Image:
     bmap = path.with_name(path.name + ".bmap")
-    if not path.is_file() or not bmap.is_file():
+    if not os.path.lexists(path) or not bmap.is_file():
         raise EWindowError(f"{path} or its .bmap is missing", hint="build it first: make image")
-    if bmap.stat().st_size > MAX_BMAP_BYTES:
-        raise ConfigError(str(bmap), "(file)", "larger than a bmap file can be")
+    safe, _ = check_whole(path, devices=False)  # its table, and its size against the .bmap's
     try:
         root = ElementTree.fromstring(bmap.read_bytes())
         block = int((root.findtext("BlockSize") or "").strip())
         mapped = int((root.findtext("MappedBlocksCount") or "").strip()) * block
-        size = int((root.findtext("ImageSize") or "").strip())
     except (ElementTree.ParseError, ValueError) as exc:
         raise ConfigError(str(bmap), "(file)", f"not a bmap file ({str(exc)[:80]})") from None
-    if size != path.stat().st_size:
-        raise ConfigError(str(bmap), "ImageSize", f"{size} bytes, but {path.name} has {path.stat().st_size}")
-    return Image(path, bmap, size, mapped, sha256_file(path))
+    size = safe.stat().st_size
+    return Image(safe, tool_path(bmap), size, mapped, sha256_file(safe))
 
 
 def station_log(cfg: Config, inventory: Path | None, given: Path | None) -> StationLog:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from . import __version__, interrupts
 from .commands import cards, checks, fleet, image
 from .commands.common import EXIT_CODES, Parser
-from .errors import ConfigError, EWindowError
+from .errors import EWindowError
 from .log import setup_logging, terminal_safe
 from .process_tree import run_isolated
 
@@ -66,7 +66,7 @@ def run_command(args: argparse.Namespace) -> int:
         print(f"error: {terminal_safe(str(exc))}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {terminal_safe(exc.hint)}", file=sys.stderr)
-        return 2 if isinstance(exc, ConfigError) else 1
+        return exc.exit_status
     except KeyboardInterrupt:
         with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
             print("interrupted", file=sys.stderr)

@@ -7,6 +7,8 @@ from __future__ import annotations
 class EWindowError(Exception):
     """Base class: an error the user can act on, printed as one line without a traceback."""
 
+    exit_status = 1  # what build.py exits with (README "Exit status")
+
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.hint = hint
@@ -14,6 +16,8 @@ class EWindowError(Exception):
 
 class ConfigError(EWindowError, ValueError):
     """Bad configuration: names the file and the dotted field."""
+
+    exit_status = 2
 
     def __init__(self, source: str, field: str, message: str, *, hint: str | None = None) -> None:
         super().__init__(f"{source}: {field}: {message}" if field else f"{source}: {message}", hint=hint)

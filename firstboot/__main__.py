@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(root, load_image_settings(root / SETTINGS_FILE))
         for step_name, step in STEPS:
             write_status(root, "running", step_name)
+            log.info("step %s", step_name)  # the journal's time stamps time each step
             step(ctx)
     except (SettingsError, IdentityError, StepError, OSError) as exc:
         message = str(exc)

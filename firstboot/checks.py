@@ -459,6 +459,13 @@ def wifi_psk(value: str) -> str:
 
 # a Debian package name (Policy §5.6.1)
 debian_package = _matching(r"[a-z0-9][a-z0-9+.-]{1,127}", "a Debian package name")
+debian_section = _matching(r"(?:[a-z0-9-]{1,32}/)?[a-z0-9-]{1,32}", "a Debian section (e.g. admin, net)")
+# the two parts of a Debian version (Policy §5.6.12) this project makes: no epoch (its ':'
+# cannot go into a file name) and no '-' in the upstream part, so the .deb's name is a plain one
+debian_upstream_version = _matching(r"[0-9][A-Za-z0-9.+~]{0,63}",
+                                    "an upstream version (a digit, then letters, digits, '.', '+', '~')")
+debian_revision = _matching(r"[A-Za-z0-9][A-Za-z0-9.+~]{0,31}",
+                            "a Debian revision (letters, digits, '.', '+', '~')")
 
 
 APT_WORD_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+/~-]{0,99}")

@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -92,9 +93,11 @@ def run(argv: list[str], input_text: str | None = None) -> str:
 # --- commands, built separately from running them ----------------------------------------
 
 
-def ssh_keygen_all_argv(root: Path) -> list[str]:
-    # -A makes every missing host key type; -f makes it work on a tree that is not "/".
-    return ["ssh-keygen", "-A", "-f", str(root)]
+SSH_HOST_KEY = "etc/ssh/ssh_host_ed25519_key"
+
+
+def ed25519_host_key_argv(private: Path) -> list[str]:
+    return ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", str(private)]
 
 
 def fingerprint_argv(public_key: Path) -> list[str]:
@@ -198,9 +201,20 @@ def machine_id(ctx: Context) -> None:
 
 
 def ssh_host_keys(ctx: Context) -> None:
-    if not (ctx.root / "etc/ssh/ssh_host_ed25519_key.pub").exists():
-        run(ssh_keygen_all_argv(ctx.root.path))
-        ctx.root.count_change()
+    """The ed25519 host key, which identity.json publishes and the admin's known_hosts use.
+    The other types (RSA takes seconds on a Pi 3 and more under emulation) are made by
+    ewindow-ssh-keygen.service after firstboot, off the way to the VPN (issue 21). Made in a
+    scratch folder and written atomically, the public half last: it says the pair is whole."""
+    if (ctx.root / f"{SSH_HOST_KEY}.pub").exists():
+        return
+    # made in /run (a tmpfs): a power cut must not leave a private key in a stray folder
+    scratch = ctx.root / "run/ewindow"
+    scratch.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="host-key-", dir=scratch) as tmp:
+        made = Path(tmp) / "key"
+        run(ed25519_host_key_argv(made))
+        ctx.root.write(SSH_HOST_KEY, made.read_bytes(), mode=0o600)
+        ctx.root.write(f"{SSH_HOST_KEY}.pub", made.with_name("key.pub").read_bytes(), mode=0o644)
 
 
 def admin_keys(ctx: Context) -> None:
@@ -293,11 +307,11 @@ STEPS: tuple[tuple[str, Callable[[Context], None]], ...] = (
     ("hostname", hostname),
     ("tap", tap),
     ("machine-id", machine_id),
-    ("ssh-host-keys", ssh_host_keys),
     ("admin-keys", admin_keys),
     ("wifi", wifi),
-    ("vpn", vpn),
+    ("vpn", vpn),  # the VPN keys before the SSH host key: the VPN units wait for firstboot
     ("metrics", metrics),
+    ("ssh-host-keys", ssh_host_keys),
     ("publish", publish),
     ("done", done),
 )

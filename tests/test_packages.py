@@ -123,7 +123,7 @@ def test_bad_builds_are_one_line_cache_nothing_and_the_fixed_build_succeeds(repo
     (repo_copy / "packages/peervpn/package.yaml").write_text(original)
     # a source on no mirror, and upstream out of reach
     edit_recipe(repo_copy, "url: https://github.com/peervpn/peervpn/archive/{commit}.tar.gz",
-                f"url: file://{tmp_path}/nowhere/{{commit}}.tar.gz")
+                "url: http://127.0.0.1:9/nowhere/{commit}.tar.gz")
     result = packages_cli(repo_copy, cache, out, *build, mirrors=(str(tmp_path / "empty-mirror"),))
     assert_refused(result, rf"peervpn: {re.escape(recipe.source.file)} is on no mirror", cache)
     (repo_copy / "packages/peervpn/package.yaml").write_text(original)
@@ -174,7 +174,7 @@ def test_a_build_whose_source_is_on_no_mirror_stops_before_any_stage(repo_copy: 
     for name in ("sources", "packages"):  # nothing downloaded, nothing built
         (cache / name).unlink()
     original = edit_recipe(repo_copy, "url: https://github.com/peervpn/peervpn/archive/{commit}.tar.gz",
-                           f"url: file://{tmp_path}/nowhere/{{commit}}.tar.gz")
+                           "url: http://127.0.0.1:9/nowhere/{commit}.tar.gz")
     try:
         env = {**os.environ, "EWINDOW_SOURCE_MIRRORS": str(tmp_path / "empty-mirror")}
         result = subprocess.run([sys.executable, str(repo_copy / "build.py"), "build", "--cache-dir",

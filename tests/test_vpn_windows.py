@@ -260,7 +260,9 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
                 "for u in ewindow-firstboot ewindow-peervpn ewindow-cjdns ewindow-agent; do "
                 "echo $u $(systemctl show -P ExecMainExitTimestampMonotonic $u) "
                 "$(systemctl show -P ActiveEnterTimestampMonotonic $u); done; "
-                "systemd-analyze critical-chain --no-pager ewindow-peervpn.service | tail -n 8").stdout
+                "systemd-analyze critical-chain --no-pager ewindow-peervpn.service | tail -n 8; "
+                "sudo journalctl -b -o short-monotonic --no-pager -u ewindow-firstboot "
+                "| grep -E ' step |firstboot done'").stdout
             seen[name]["rss_kib"] = window.ssh(
                 "for unit in ewindow-agent ewindow-metrics; do "
                 "ps -o rss= -p $(systemctl show -P MainPID $unit.service); done").stdout.split()
@@ -284,7 +286,8 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
     for name in WINDOWS:
         other = windows["b" if name == "a" else "a"]
         result = seen[name]
-        print(f"window {name}: firstboot's end, the units' start (µs):\n{result['unit_times']}")
+        print(f"window {name}: firstboot's end, the units' start (µs), the critical chain (after "
+              f"the kernel and initrd), firstboot's steps:\n{result['unit_times']}")
         assert "vpn up" in str(result["status"])
         assert "another station" not in str(result["final_status"]), result["tap_guard"]
         assert "dadfailed" not in str(result["tap_guard"]), result["tap_guard"]

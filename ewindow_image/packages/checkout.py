@@ -28,12 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from firstboot import checks
+
 from ..config import yamlfile
 from ..log import log, step
 from ..runner import run
 from . import debhelper, debian, versioning
 from .debhelper import ARCH
-from .recipe import NAME, RecipeError, read_manifest
+from .recipe import MAX_SUMMARY, NAME, RecipeError, checked_field, read_manifest, text_block
 from .service import PlannedDeb
 
 CLAMP_EPOCH = 1735689600  # 2025-01-01T00:00:00Z, the stages' clock (pipeline/epoch.py)
@@ -99,9 +101,13 @@ def load(directory: Path) -> CheckoutPackage:
         if not isinstance(target, str) or not INSTALL_PATH.match(target) or ".." in target.split("/"):
             raise RecipeError(f"{where}: checkout.{source}: '{target}' is not a path under usr/, etc/ "
                               "or var/")
+    summary = checked_field(where, "summary", text("summary"),
+                       lambda v: checks.one_line_text(v, max_length=MAX_SUMMARY))
+    section = checked_field(where, "section", str(data.get("section") or "misc"), checks.debian_section)
+    description = checked_field(where, "description", text("description"), text_block)
     return CheckoutPackage(
-        name=name, summary=text("summary"), description=text("description"),
-        section=str(data.get("section") or "misc"), depends=names("depends", NAME),
+        name=name, summary=summary, description=description,
+        section=section, depends=names("depends", NAME),
         checkout=tuple(sorted(mapping.items())), restart=names("restart", UNIT), directory=directory)
 
 

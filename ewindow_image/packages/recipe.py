@@ -10,9 +10,12 @@ part of this repository (trusted), never of a site file.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from firstboot import checks
 
 from ..config import yamlfile
 from ..errors import ConfigError, EWindowError
@@ -21,10 +24,15 @@ NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
 SHA256 = re.compile(r"^[0-9a-f]{64}$")
 INSTALL_PATH = re.compile(r"^(usr|etc)/[A-Za-z0-9._/+-]+$")
+SPDX = re.compile(r"[A-Za-z0-9.+-]+(?: (?:AND|OR|WITH) [A-Za-z0-9.+-]+)*")
+MAX_SUMMARY = 200
+MAX_TEXT = 4000
 
 
-class RecipeError(EWindowError):
-    pass
+class RecipeError(EWindowError, ValueError):
+    """A recipe (packages/*/package.yaml) that must not be used: input, like a site file."""
+
+    exit_status = 2
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,38 @@ def read_manifest(directory: Path) -> tuple[Path, Any]:
         raise RecipeError(str(exc)) from None
 
 
+def checked_field(where: Path, key: str, value: str, check: Callable[[str], object]) -> str:
+    """``value`` through one of the shared checks; its message names the recipe and the field."""
+    try:
+        check(value)
+    except checks.InvalidValue as exc:
+        raise RecipeError(f"{where}: {key}: {exc}") from None
+    return value
+
+
+def text_block(value: str) -> str:
+    """Lines of text that go, each indented, into DEBIAN/control or debian/copyright."""
+    lines = value.split("\n")  # a "\r" or another line break is not printable: refused
+    if len(value) > MAX_TEXT or not all(line.isprintable() for line in lines):
+        raise checks.InvalidValue(f"{checks.shown(value)} is not lines of printable text "
+                                  f"(at most {MAX_TEXT} characters)")
+    return value
+
+
+def spdx_expression(value: str) -> str:
+    if not SPDX.fullmatch(value):
+        raise checks.InvalidValue(f"{checks.shown(value)} is not an SPDX licence expression")
+    return value
+
+
+def _patches(where: Path, directory: Path) -> None:
+    """Each patch a regular file of the recipe's own folder (a link could name any file)."""
+    for patch in sorted((directory / "patches").glob("*.patch")):
+        if patch.is_symlink() or not patch.is_file():
+            raise RecipeError(f"{where}: patches/{patch.name}: not a regular file; a patch is a plain "
+                              "file in the recipe's folder")
+
+
 def load_recipe(directory: Path) -> Recipe:
     where, data = read_manifest(directory)
     if not isinstance(data, dict):
@@ -94,6 +134,10 @@ def load_recipe(directory: Path) -> Recipe:
     name = _field(data, "name", str(where))
     if not NAME.match(name) or name != directory.name:
         raise RecipeError(f"{where}: name: '{name}' must be a Debian package name equal to the folder's")
+
+    def text(key: str, check: Callable[[str], object]) -> str:
+        return checked_field(where, key, _field(data, key, str(where)), check)
+
     src = _field(data, "source", str(where), dict)
     commit = _field(src, "commit", str(where), prefix="source.")
     if not COMMIT.match(commit):
@@ -101,24 +145,31 @@ def load_recipe(directory: Path) -> Recipe:
     tree = _field(src, "tree_sha256", str(where), prefix="source.")
     if not SHA256.match(tree):
         raise RecipeError(f"{where}: source.tree_sha256: not a sha256")
-    pin = SourcePin(url=_field(src, "url", str(where), prefix="source.").format(commit=commit),
-                    file=_field(src, "file", str(where), prefix="source.").format(commit=commit),
+    # "{commit}" is the one placeholder; str.format would read any other field (and fail inside)
+    url = _field(src, "url", str(where), prefix="source.").replace("{commit}", commit)
+    file = _field(src, "file", str(where), prefix="source.").replace("{commit}", commit)
+    pin = SourcePin(url=checked_field(where, "source.url", url, lambda v: checks.url(v, ("https", "http"))),
+                    file=checked_field(where, "source.file", file, checks.file_name),
                     commit=commit, tree_sha256=tree)
-    if "/" in pin.file:
-        raise RecipeError(f"{where}: source.file: a file name, not a path")
     install = _field(data, "install", str(where), dict)
     for built, target in install.items():
         if not isinstance(target, str) or not INSTALL_PATH.match(target) or ".." in target.split("/"):
             raise RecipeError(f"{where}: install.{built}: '{target}' is not a path under usr/ or etc/")
         if not isinstance(built, str) or built.startswith("/") or ".." in built.split("/"):
             raise RecipeError(f"{where}: install: '{built}' must be a path inside the source tree")
+    build_depends = _strings(data, "build_depends", str(where))
+    for index, package in enumerate(build_depends):
+        checked_field(where, f"build_depends[{index}]", package, checks.debian_package)
+    _patches(where, directory)
     return Recipe(
-        name=name, version=str(_field(data, "version", str(where))),
-        revision=_field(data, "revision", str(where)), summary=_field(data, "summary", str(where)),
-        description=_field(data, "description", str(where)).strip(),
-        homepage=_field(data, "homepage", str(where)), license=_field(data, "license", str(where)),
-        copyright=_field(data, "copyright", str(where)).strip(), source=pin,
-        build_depends=_strings(data, "build_depends", str(where)),
+        name=name, version=text("version", checks.debian_upstream_version),
+        revision=text("revision", checks.debian_revision),
+        summary=text("summary", lambda v: checks.one_line_text(v, max_length=MAX_SUMMARY)),
+        description=text("description", text_block).strip(),
+        homepage=text("homepage", lambda v: checks.url(v, ("https", "http"))),
+        license=text("license", spdx_expression),
+        copyright=text("copyright", text_block).strip(), source=pin,
+        build_depends=build_depends,
         build=_strings(data, "build", str(where)),
         install=tuple(sorted(install.items())), directory=directory)
 

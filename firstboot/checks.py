@@ -152,6 +152,7 @@ def mac(value: str) -> str:
 
 
 ULA_NETWORK = ipaddress.IPv6Network("fc00::/7")
+GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 
 
 def identity_prefix(value: str, *, allow_global: bool = False) -> ipaddress.IPv6Network:
@@ -166,9 +167,16 @@ def identity_prefix(value: str, *, allow_global: bool = False) -> ipaddress.IPv6
                            "into a /64")
     if network.is_multicast or network.is_link_local or network.is_loopback or network.is_unspecified:
         raise InvalidValue(f"{shown(value)} is not a unicast prefix")
-    if not network.subnet_of(ULA_NETWORK) and not allow_global:
+    if network.subnet_of(ULA_NETWORK):
+        return network
+    if not allow_global:
         raise InvalidValue(f"{shown(value)} is not a unique local prefix (fc00::/7); a global one needs "
                            "identity.allow_global_prefix: true")
+    # global unicast (RFC 4291 §2.4) and in no special-purpose block of IANA's registry: not
+    # ::/64 (loopback's /64), 100::/64 (discard-only, RFC 6666), 2001:db8::/32 (documentation)
+    if not network.subnet_of(GLOBAL_UNICAST) or not network.network_address.is_global:
+        raise InvalidValue(f"{shown(value)} is not a global unicast prefix (in 2000::/3, not a "
+                           "special-purpose block); use the /64 your provider routed to you")
     return network
 
 
@@ -236,8 +244,9 @@ def url(value: str, schemes: tuple[str, ...]) -> str:
         raise InvalidValue(f"{shown(value)} is not {article} {' or '.join(s + '://' for s in schemes)} URL")
     if parsed.scheme != "file" and not parsed.hostname:
         raise InvalidValue(f"{shown(value)} has no host")
-    if parsed.scheme == "file" and not parsed.path.startswith("/"):
-        raise InvalidValue(f"{shown(value)} is not an absolute file:/// URL")
+    if parsed.scheme == "file" and (parsed.netloc or not parsed.path.startswith("/")):
+        # file://host/… names another machine's file, which urllib and apt cannot fetch
+        raise InvalidValue(f"{shown(value)} is not an absolute file:/// URL (three slashes, no host)")
     return value
 
 

@@ -262,17 +262,29 @@ def test_cache_prune_refuses_negative_ages_and_sizes(tmp_path: Path) -> None:
 
 def test_a_global_prefix_needs_a_deliberate_opt_in() -> None:
     cfg = load_config(
-        ConfigLayers((), ("identity.prefix='2001:db8:1:2::/64'", "identity.allow_global_prefix=true"))
+        ConfigLayers((), ("identity.prefix='2a01:4f8:1:2::/64'", "identity.allow_global_prefix=true"))
     )
-    assert cfg.identity.prefix == "2001:db8:1:2::/64"
+    assert cfg.identity.prefix == "2a01:4f8:1:2::/64"
 
 
-def test_a_card_without_the_peervpn_key_is_refused_when_it_is_made() -> None:
+def test_a_card_without_the_peervpn_key_is_refused_when_it_is_made(tmp_path: Path) -> None:
+    """The missing key is blamed on a file the admin wrote, never on the built-in defaults."""
     cfg = load_config(ConfigLayers((), ("vpn.peervpn.initpeers=['203.0.113.7 7777']",)))
-    with pytest.raises(
-        ConfigError, match="defaults: vpn.psk: PeerVPN needs the deployment's pre-shared key"
-    ):
+    with pytest.raises(ConfigError, match="^the site file \\(none given: -c site.yaml\\): vpn.psk: PeerVPN "
+                       "needs the deployment's pre-shared key"):
         deployment(cfg)
+    written = site(tmp_path, "vpn:\n  peervpn:\n    initpeers: ['203.0.113.7 7777']\n")
+    with pytest.raises(ConfigError, match=f"^{written}: vpn.psk: PeerVPN needs"):
+        deployment(load_config(ConfigLayers((written,))))
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("wifi:\n  country: DE\n")
+    secrets.chmod(0o600)
+    named = site(tmp_path, written.read_text() + "secrets_file: secrets.yaml\n", "named.yaml")
+    with pytest.raises(ConfigError, match=f"^{secrets}: vpn.psk: PeerVPN needs"):
+        deployment(load_config(ConfigLayers((named,))))
+    # a secrets file that names a secrets file is refused, not ignored
+    secrets.write_text("secrets_file: other.yaml\n")
+    refused(build_py("config", "-c", str(named)), f"{secrets}: secrets_file: a secrets file cannot name")
 
 
 @pytest.mark.parametrize("mac", ["01:00:5e:00:00:01", "00:00:00:00:00:00", "ff:ff:ff:ff:ff:ff"])
@@ -423,3 +435,67 @@ def test_the_environment_is_untouched_by_refused_input(tmp_path: Path) -> None:
     before = sorted(os.listdir(tmp_path))
     build_py("config", "-c", str(site(tmp_path, "timezone: 'a b'\n")), cwd=tmp_path)
     assert sorted(os.listdir(tmp_path)) == sorted([*before, "site.yaml"])
+
+
+# --- issue 22: other values -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["::/64", "100::/64", "2001:db8::/64", "ff02::/64"])
+def test_a_global_prefix_must_be_global_unicast(tmp_path: Path, prefix: str) -> None:
+    text = f"identity:\n  allow_global_prefix: true\n  prefix: '{prefix}'\n"
+    refused(build_py("config", "-c", str(site(tmp_path, text))), "identity.prefix", "unicast prefix")
+
+
+@pytest.mark.parametrize("content", [None, b"root:x:0:0\n", b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nAAAA\n"
+                                     b"-----END PGP PUBLIC KEY BLOCK-----\n", b"\x99\x00\x05hello"])
+def test_a_key_file_must_hold_an_openpgp_public_key(tmp_path: Path, content: bytes | None) -> None:
+    key = Path("/etc/shadow") if content is None else tmp_path / "repo.asc"
+    if content is not None:
+        key.write_bytes(content)
+    text = (f"apt:\n  extra_repos:\n    - {{uri: 'https://repo.example.org/debian', suite: stable, "
+            f"components: [main], key_file: '{key}'}}\n")
+    refused(build_py("config", "-c", str(site(tmp_path, text))), "apt.extra_repos[0].key_file", str(key),
+            "gpg --export")
+
+
+def test_file_urls_name_no_other_host(tmp_path: Path) -> None:
+    text = "sources:\n  mirrors: ['file://fileserver/srv/sources']\n"
+    refused(build_py("config", "-c", str(site(tmp_path, text))), "sources.mirrors[0]", "no host")
+
+
+@pytest.mark.timeout(30)
+def test_a_site_file_that_is_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    fifo = tmp_path / "site.yaml"
+    os.mkfifo(fifo)
+    refused(build_py("config", "-c", str(fifo)), f"{fifo}: (file): not a regular file")
+
+
+def test_tinc_hosts_into_a_file_is_one_line(tmp_path: Path) -> None:
+    identity = tmp_path / "identity.json"
+    identity.write_text(public_identity(WINDOW, WINDOW.hostname, {}, {}))
+    not_a_folder = tmp_path / "hosts"
+    not_a_folder.write_text("")
+    refused(build_py("hosts", str(identity), "--tinc-hosts", str(not_a_folder)),
+            f"{not_a_folder}: not a folder")
+    assert not_a_folder.read_text() == ""
+
+
+def test_network_init_refuses_a_folder_of_another_user(tmp_path: Path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, 65534, 65534)
+    refused(build_py("network", "init", str(theirs)), "owned by another user (uid 65534")
+    assert not any(theirs.iterdir())
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01\x02\xff" * 100,
+                                     "nano\t7.2-1\tarm64\tcafé\n".encode("latin-1"), None])
+def test_plan_refuses_a_manifest_that_is_none_before_planning(tmp_path: Path, content: bytes | None) -> None:
+    manifest = tmp_path / "old.manifest"
+    if content is None:
+        os.mkfifo(manifest)
+    else:
+        manifest.write_bytes(content)
+    outcome = build_py("plan", "--manifest", str(manifest), "--cache-dir", str(tmp_path / "cache"))
+    refused(outcome, f"{manifest}: ")
+    assert "==>" not in outcome.stderr  # nothing planned

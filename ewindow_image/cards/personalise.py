@@ -86,7 +86,8 @@ def _check_as_the_window_will(cfg: Config, data: dict[str, Any], image_vpn: dict
         parse_deployment(json.loads(json.dumps(data)), "deployment", image_vpn=image_vpn)
     except SettingsError as exc:
         key, _, message = str(exc).removeprefix("deployment: ").partition(": ")
-        raise ConfigError(cfg.origin(key), key, message) from None
+        secret = key.rsplit(".", 1)[-1] in ("psk", "password", "private_key")
+        raise ConfigError(cfg.blame(key, secret=secret), key, message) from None
 
 
 def partition_starts(target: Path, *, devices: bool = True) -> tuple[Path, list[int]]:

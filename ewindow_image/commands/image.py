@@ -111,12 +111,13 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from ..log import terminal_safe
     from ..pipeline.driver import RepoPaths
     from ..pipeline.plan import describe
 
     cfg = load(args)
     lines = describe(cfg, RepoPaths(REPO_ROOT), stage_cache(args), args.out, manifest=args.manifest)
-    print("\n".join(lines))
+    print("\n".join(terminal_safe(line) for line in lines))  # a file name may hold escapes
     return 0
 
 

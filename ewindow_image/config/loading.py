@@ -187,7 +187,11 @@ def _load_secrets_file(path: Path, named_in: str) -> dict[str, Any]:
         if (parent / ".git").exists():
             raise ConfigError(str(path), "(file)", f"inside the git checkout {parent}: secrets "
                               "belong outside it (build.py network init DIR)")
-    return _load_yaml(path)
+    data = _load_yaml(path)
+    if isinstance(data, dict) and "secrets_file" in data:
+        raise ConfigError(str(path), "secrets_file", "a secrets file cannot name a secrets file (only a "
+                          "site file or --set can); remove the line")
+    return data
 
 
 def _overrides_layer(overrides: tuple[str, ...]) -> list[dict[str, Any]]:

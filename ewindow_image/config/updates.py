@@ -36,8 +36,8 @@ def repo_key_armour(cfg: Config) -> str:
     if keyring is None:
         return ""
     try:
-        return openpgp.armored_public_key(keyring.read_bytes())
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        return openpgp.read_public_key(keyring)
+    except ValueError as exc:
         raise ConfigError(cfg.origin("updates.repo"), "updates.key", f"{keyring}: {exc}") from None
 
 

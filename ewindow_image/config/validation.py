@@ -10,12 +10,14 @@ import re
 import typing
 import zoneinfo
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import firstboot.vpn as vpn_rules
 from firstboot import checks
 
 from ..errors import ConfigError
+from . import openpgp
 from .schema import (
     Config,
     IdentityConfig,
@@ -142,9 +144,19 @@ def _check_apt(cfg: Config, fail: Fail, check: typing.Callable[..., Any]) -> Non
         check(f"{key}.suite", checks.apt_word, repo.suite)
         for number, component in enumerate(repo.components):
             check(f"{key}.components[{number}]", checks.apt_word, component)
-        if not (cfg.base_dir / repo.key_file).expanduser().is_file():
-            fail(f"{key}.key_file",
-                 f"{cfg.base_dir / repo.key_file}: no such file (the repository's signing key)")
+        _check_key_file(f"{key}.key_file", (cfg.base_dir / repo.key_file).expanduser(),
+                        "the repository's signing key", fail)
+
+
+def _check_key_file(key: str, path: Path, what: str, fail: Fail) -> None:
+    """A key file the image will trust must hold an OpenPGP public key and nothing else: a
+    site file naming /etc/shadow must not queue its bytes for the image."""
+    if not path.exists():
+        fail(key, f"{path}: no such file ({what})")
+    try:
+        openpgp.read_public_key(path)
+    except ValueError as exc:
+        fail(key, f"{path}: {exc} ({what}: gpg --export or --armor --export writes one)")
 
 
 def _check_updates(cfg: Config, fail: Fail, check: typing.Callable[..., Any]) -> None:
@@ -158,9 +170,9 @@ def _check_updates(cfg: Config, fail: Fail, check: typing.Callable[..., Any]) ->
     if keyring is None:
         fail("updates.key", "not set, and no secrets_file beside which the repository key would be "
              "(build.py network init makes it)")
-    elif not keyring.is_file():
-        fail("updates.key", f"{keyring}: no such file (the repository's public key; build.py network "
-             "init makes it)")
+    else:
+        _check_key_file("updates.key", keyring, "the repository's public key; build.py network init "
+                        "makes it", fail)
 
 
 def _check_agent(cfg: Config, fail: Fail) -> None:

@@ -7,6 +7,8 @@ duplicate key silently drops the first value, and deep nesting ends in a Recursi
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +60,11 @@ class StrictLoader(yaml.SafeLoader):
 def read_text(path: Path, *, max_bytes: int = MAX_BYTES, field: str = "(file)") -> str:
     """A user's text file: at most ``max_bytes``, UTF-8; errors name the file."""
     try:
-        with path.open("rb") as stream:
+        # O_NONBLOCK: opening a FIFO for reading would wait for a writer forever
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise ConfigError(str(path), field, "not a regular file")
             raw = stream.read(max_bytes + 1)
     except OSError as exc:
         raise ConfigError(str(path), field, exc.strerror or str(exc)) from None

@@ -88,6 +88,10 @@ def check_folder(directory: Path) -> None:
         info = directory.lstat()
         if not stat.S_ISDIR(info.st_mode):
             raise ConfigError(str(directory), "", "exists and is not a folder")
+        if info.st_uid != os.geteuid():
+            raise ConfigError(str(directory), "", f"owned by another user (uid {info.st_uid}, you are "
+                              f"{os.geteuid()}), who could read or replace the secrets; give a folder "
+                              "of your own, e.g. ~/ewindow-network")
         if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             mode = stat.S_IMODE(info.st_mode)
             raise ConfigError(str(directory), "", f"others can write to it (mode {mode:04o}); give a "

@@ -197,7 +197,13 @@ def tinc_host_files(hosts: list[Host], port: int) -> dict[str, str]:
 def write_files(folder: Path, files: dict[str, str]) -> list[Path]:
     """Each file into ``folder`` (created 0755 if missing) under a temporary name, then renamed:
     only plain names (checked above), never a path outside it, never through a link."""
-    folder.mkdir(parents=True, exist_ok=True)
+    if os.path.lexists(folder) and not folder.is_dir():
+        raise ConfigError("--tinc-hosts", "", f"{folder}: not a folder (tinc reads one file per window "
+                          "from its hosts/ folder)")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError("--tinc-hosts", "", f"{folder}: {exc.strerror or exc}") from None
     written = []
     for name, text in files.items():
         target = folder / checks.tinc_name(name)

@@ -19,7 +19,7 @@ from ..config import Config, template_context
 from ..errors import EWindowError
 from ..image.artifacts import ArtifactPaths
 from ..image.assemble import ReleaseInputs, assemble_image, publish_artifacts
-from ..image.manifest import package_changes, read_versions
+from ..image.manifest import load_versions, package_changes
 from ..log import log, step
 from ..packages import versioning
 from ..packages.checkout import CheckoutPackages, PlannedCheckoutPackage
@@ -231,10 +231,9 @@ def planned_versions(build_plan: BuildPlan) -> dict[str, str]:
 def package_changes_since(manifest: Path, build_plan: BuildPlan) -> list[str]:
     """How the mirror's versions today differ from those in an earlier manifest, for the
     packages both know (a package a stage removes again is in the plan, not the manifest)."""
-    try:
-        before = read_versions(manifest.read_text())
-    except OSError:
-        return []
+    if not manifest.exists() and not manifest.is_symlink():
+        return []  # no earlier build
+    before = load_versions(manifest)
     now = planned_versions(build_plan)
     return package_changes({n: v for n, v in before.items() if n in now},
                            {n: v for n, v in now.items() if n in before})

@@ -4,6 +4,7 @@ cache (it refreshes the apt indexes under the cache, as a build would)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from ..config import Config
 from ..errors import EWindowError
 from ..image.artifacts import ArtifactPaths
-from ..image.manifest import changed
+from ..image.manifest import changed, load_versions
 from .cache import StageCache
 from .driver import (
     PlannedStage,
@@ -92,9 +93,11 @@ def explain(planned: list[PlannedStage], cache: StageCache,
 def describe(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path,
              manifest: Path | None = None) -> list[str]:
     paths: ArtifactPaths = artifact_paths(cfg, out_dir)
-    if manifest is not None and not manifest.is_file():
+    if manifest is not None and not os.path.lexists(manifest):
         raise EWindowError(f"{manifest}: no such manifest",
                            hint="a NAME.manifest file from out/ or a release")
+    if manifest is not None:
+        load_versions(manifest)  # a file that is no manifest is said before the plan's work
     build_plan = plan(cfg, repo, cache)
     planned = build_plan.stages
     previous = read_build_info(paths)

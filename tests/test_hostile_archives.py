@@ -26,6 +26,8 @@ from ewindow_image.packages import source
 from ewindow_image.packages.recipe import Recipe, load_recipe
 from ewindow_image.packages.source import SourceError, fetch, tree_digest, unpack
 
+from .budget import examples
+
 REPO = Path(__file__).resolve().parent.parent
 PEERVPN = load_recipe(REPO / "packages/peervpn")
 
@@ -132,7 +134,8 @@ MEMBER = st.tuples(NAMES, st.sampled_from(KINDS),
                    st.binary(max_size=8))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(200), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(members=st.lists(MEMBER, max_size=6))
 def test_generated_archives_unpack_inside_or_are_refused(tmp_path: Path, members: list[Member]) -> None:
     folder = Path(os.path.realpath(tempfile.mkdtemp(dir=tmp_path)))

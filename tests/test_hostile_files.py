@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from ewindow_image.cards.target import tool_path
 from ewindow_image.errors import EWindowError
 
+from .budget import examples
 from .test_personalise import MTOOLS, card_file, cli, site, small_image
 
 __all__ = ["site"]  # the fixture, imported for the tests below
@@ -166,7 +167,8 @@ NAME = st.text(st.sampled_from("ab-@:? \n.'\"$*"), min_size=1, max_size=8).filte
     lambda n: n not in (".", "..") and "/" not in n)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(12), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=NAME)
 def test_odd_image_names_work_or_are_refused_for_a_reason(tmp_path: Path, site: Path, name: str) -> None:
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
@@ -184,6 +186,7 @@ def test_odd_image_names_work_or_are_refused_for_a_reason(tmp_path: Path, site: 
     assert {p.name for p in folder.iterdir()} - {name} == before  # nothing beside it
 
 
+@settings(max_examples=examples(100))
 @given(st.text(max_size=30))
 def test_tool_paths_are_absolute_or_refused(text: str) -> None:
     if not text or "\0" in text:

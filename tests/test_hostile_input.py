@@ -499,3 +499,13 @@ def test_plan_refuses_a_manifest_that_is_none_before_planning(tmp_path: Path, co
     outcome = build_py("plan", "--manifest", str(manifest), "--cache-dir", str(tmp_path / "cache"))
     refused(outcome, f"{manifest}: ")
     assert "==>" not in outcome.stderr  # nothing planned
+
+
+def test_a_manifest_name_with_an_escape_sequence_is_shown_escaped(tmp_path: Path) -> None:
+    """``plan`` prints the manifest's name: a terminal must not act on what it holds."""
+    manifest = tmp_path / "old\x1b[2J\x1b]0;pwned\x07.manifest"
+    manifest.write_text("nano\t0.1-1\tarm64\t" + "0" * 64 + "\tdebian\n")
+    outcome = build_py("plan", "--manifest", str(manifest))
+    assert outcome.status == 0, outcome.stderr
+    assert "\x1b" not in outcome.stdout and "\x07" not in outcome.stdout
+    assert "old\\x1b[2J\\x1b]0;pwned\\x07.manifest" in outcome.stdout

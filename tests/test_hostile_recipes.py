@@ -22,6 +22,8 @@ from ewindow_image.packages import debian
 from ewindow_image.packages.checkout import load as load_checkout
 from ewindow_image.packages.recipe import RecipeError, load_recipe
 
+from .budget import examples
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -105,7 +107,8 @@ FIELD_VALUES = st.one_of(st.text(max_size=40), st.sampled_from(
      "{commit}"]))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(150), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(field=st.sampled_from(["version", "revision", "summary", "description", "homepage", "license",
                               "copyright", "source.url", "source.file"]), value=FIELD_VALUES)
 def test_generated_recipe_fields_load_safely_or_are_refused(tmp_path: Path, field: str, value: str) -> None:

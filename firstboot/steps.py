@@ -66,6 +66,7 @@ class Context:
     deployment: Deployment = Deployment()
     identity: Identity | None = None
     vpn_public: dict[str, str] = field(default_factory=dict)
+    vpn_network: str = "ewindow"  # vpn.network_name: tinc's unit is tinc@NAME.service
 
     @property
     def boot(self) -> str:
@@ -245,6 +246,7 @@ def vpn(ctx: Context) -> None:
             # personalised has no secrets by design: its backends stay off ("no VPN set up")
             check_complete(settings)
         node = VpnNode(ctx.identity, ctx.hostname, settings, ctx.settings.tap)
+        ctx.vpn_network = settings.network_name
         ctx.vpn_public = apply_vpn(ctx.root, node, run)
     except (VpnSettingsError, KeyLost) as exc:
         raise StepError(str(exc)) from None
@@ -252,7 +254,21 @@ def vpn(ctx: Context) -> None:
 
 LAYER2 = ("tinc", "peervpn")  # the backends on tap0, which carries the ULA
 METRICS_ADDRESSES = "etc/systemd/system/ewindow-metrics.socket.d/addresses.conf"
-DAEMON_RELOAD_ARGV = ["systemctl", "daemon-reload"]
+# VPN units whose start a reload must not delay: under qemu a daemon-reload kept PID 1 busy
+# for 4.2 s, in firstboot's time and so before networkd and the VPN (issue 21)
+RELOAD_AFTER = ("ewindow-peervpn.service", "ewindow-cjdns.service", "yggdrasil.service",
+                "ewindow-agent.service")
+
+
+def metrics_reload_argv(network_name: str) -> list[str]:
+    """A transient unit that reloads systemd (to read the new drop-in) and restarts the
+    metrics socket (it listened on the loopback only), once the VPN units have started;
+    ``--no-block``: firstboot does not wait for it."""
+    units = (*RELOAD_AFTER, f"tinc@{checks.network_name(network_name)}.service")
+    after = [f"--property=After={unit}" for unit in units]
+    return ["systemd-run", "--no-block", "--unit=ewindow-metrics-addresses", "--service-type=oneshot",
+            *after, "/bin/sh", "-c",
+            "systemctl daemon-reload && systemctl try-restart ewindow-metrics.socket"]
 
 
 def metrics(ctx: Context) -> None:
@@ -276,7 +292,7 @@ def metrics(ctx: Context) -> None:
         # systemd loaded ewindow-metrics.socket at boot, before this drop-in existed: it
         # would listen on the loopback only until the next boot (seen in the two-window test)
         try:
-            run(DAEMON_RELOAD_ARGV)
+            run(metrics_reload_argv(ctx.vpn_network))
         except StepError as exc:  # the metrics wait for the next boot; the window works
             log.warning("metrics: %s", exc)
 

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ewindow_image.cards.target import tool_path
 from ewindow_image.errors import EWindowError
+from ewindow_image.imagefiles import tool_path
 
 from .budget import examples
 from .test_personalise import MTOOLS, card_file, cli, site, small_image
@@ -59,6 +59,21 @@ def test_a_path_with_at_at_is_refused_and_nothing_lands_beside_it(tmp_path: Path
     one_line_error(result, "'@@'", "mtools reads FILE@@OFFSET", "rename")
     assert not (tmp_path / "at").exists()  # mtools would have written the settings there
     assert tree_listing(tmp_path) == before
+
+
+def test_a_name_mtools_would_hand_to_a_shell_is_refused_and_runs_nothing(tmp_path: Path, site: Path) -> None:
+    """Found by the long run: mtools expands an image name with $ or * through /bin/sh."""
+    image = image_at(tmp_path / "card$(touch PWNED).img")
+    result = subprocess.run([*cli_argv(), "personalise", image.name, "-c", str(site)], cwd=tmp_path,
+                            capture_output=True, text=True, check=False)
+    one_line_error(result, "which mtools hands to a shell")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_a_name_that_ends_in_at_is_refused(tmp_path: Path, site: Path) -> None:
+    """Found by the long run: "@" + mtools' "@@OFFSET" is "@@@OFFSET", split at the first "@@"."""
+    image = image_at(tmp_path / "card@")
+    one_line_error(cli("personalise", str(image), "-c", str(site)), "the path ends in '@'")
 
 
 def test_a_valid_image_whose_name_starts_with_a_dash_is_personalised(tmp_path: Path, site: Path) -> None:
@@ -163,7 +178,7 @@ def test_flash_on_a_symlink_loop_says_so(tmp_path: Path, site: Path) -> None:
 
 # names with characters that mean something to a tool or a shell: each either works or is
 # refused for a named reason, and the settings never land anywhere but on the image named
-NAME = st.text(st.sampled_from("ab-@:? \n.'\"$*"), min_size=1, max_size=8).filter(
+NAME = st.text(st.sampled_from("ab-@:? \n.'\"$*(=,+_"), min_size=1, max_size=8).filter(
     lambda n: n not in (".", "..") and "/" not in n)
 
 
@@ -174,10 +189,11 @@ def test_odd_image_names_work_or_are_refused_for_a_reason(tmp_path: Path, site: 
     folder = Path(tempfile.mkdtemp(dir=tmp_path))
     image_at(folder / name)
     before = {p.name for p in folder.iterdir()} - {name}
-    result = subprocess.run([*cli_argv(), "personalise", name, "-c", str(site)], cwd=folder,
+    result = subprocess.run([*cli_argv(), "personalise", f"./{name}", "-c", str(site)], cwd=folder,
                             capture_output=True, text=True, check=False)
-    if "@@" in os.path.abspath(folder / name) or "?" in os.path.abspath(folder / name):
-        one_line_error(result, "the path holds")
+    absolute = os.path.abspath(folder / name)
+    if "@@" in absolute or absolute.endswith("@") or set(absolute) & set("?$*'\"\n("):
+        one_line_error(result, "the path ")
     else:
         assert result.returncode == 0, result.stderr
         assert json.loads(subprocess.run(
@@ -194,6 +210,8 @@ def test_tool_paths_are_absolute_or_refused(text: str) -> None:
     try:
         path = tool_path(Path(text))
     except EWindowError as exc:
-        assert "@@" in os.path.abspath(text) or "?" in os.path.abspath(text), exc
+        absolute = os.path.abspath(text)
+        shell = set(absolute) & set("$*?[]{}()`~\\|;&<>!'\"\n")
+        assert "@@" in absolute or absolute.endswith("@") or shell, exc
         return
-    assert os.fspath(path).startswith("/") and "@@" not in os.fspath(path)
+    assert os.fspath(path).startswith("/") and "@@" not in os.fspath(path) + "@"

@@ -14,7 +14,7 @@ from ewindow_image.pipeline.stages import run
 
 PACKAGE = Path(__file__).resolve().parent.parent / "ewindow_image"
 PLUMBING = {"errors", "log", "runner", "retry", "hostdeps", "trees", "process_tree", "interrupts",
-            "__init__"}
+            "imagefiles", "__init__"}
 # what each part may import besides itself and the shared plumbing
 ALLOWED = {
     "cli": {"commands"},

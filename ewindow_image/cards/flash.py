@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EWindowError
+from ..imagefiles import Kind, check_whole, inspect, tool_path
 from ..runner import run
-from .target import Kind, check_whole, inspect, tool_path
 
 LSBLK_COLUMNS = "NAME,TYPE,RM,HOTPLUG,TRAN,SIZE,MODEL,RO,MOUNTPOINTS"
 

@@ -32,8 +32,8 @@ from firstboot.settings import (
 
 from ..config import Config
 from ..errors import CommandError, ConfigError, EWindowError
+from ..imagefiles import check_whole, mtools_drive
 from ..runner import run
-from .target import check_whole
 
 log = logging.getLogger("ewindow")
 
@@ -52,7 +52,7 @@ class FatPartition:
 
     @property
     def spec(self) -> str:
-        return f"{os.fspath(self.target)}@@{self.offset}"
+        return mtools_drive(self.target, self.offset)
 
 
 def deployment(cfg: Config, hostname: str = "", image_vpn: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -28,7 +28,7 @@ def add_commands(sub: Any) -> None:
 
 def cmd_boot_test(args: argparse.Namespace) -> int:
     from .. import hostdeps
-    from ..cards.target import check_whole
+    from ..imagefiles import check_whole
     from ..pipeline.driver import artifact_paths
     from ..qemu import boottest
 

@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..imagefiles import mtools_drive
+
 SECTOR = 512
 MIB = 1024 * 1024
 ALIGN = 4 * MIB  # partitions start on 4 MiB boundaries (SD card erase blocks)
@@ -84,7 +86,7 @@ def fat_copy_argvs(image: Path, layout: Layout, bootfs: Path) -> list[list[str]]
     """mmd and mcopy commands that copy ``bootfs`` into the FAT partition in sorted order
     (``mcopy -s`` would follow the order the host's filesystem lists them in), file times
     kept (-m)."""
-    spec = f"{os.fspath(image)}@@{layout.boot_offset}"
+    spec = mtools_drive(image, layout.boot_offset)
     argvs: list[list[str]] = []
     for dirpath, dirnames, filenames in os.walk(bootfs):
         dirnames.sort()

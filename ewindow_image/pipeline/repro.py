@@ -25,6 +25,7 @@ from ..apt.resolver import AptResolver
 from ..config import Config
 from ..image.artifacts import sha256_file
 from ..image.manifest import package_changes, read_versions
+from ..imagefiles import mtools_drive
 from ..log import log, step
 from ..runner import extra_environment, run
 from ..trees import remove_tree
@@ -147,7 +148,7 @@ def unpack(image: Path, target: Path) -> None:
     (target / "boot").mkdir()
     run(["debugfs", "-R", f"rdump / {os.fspath(target / 'root')}",
          f"{os.fspath(image)}?offset={root_offset}"], capture=True)
-    run(["mcopy", "-s", "-p", "-m", "-n", "-i", f"{os.fspath(image)}@@{boot_offset}", "::/*",
+    run(["mcopy", "-s", "-p", "-m", "-n", "-i", mtools_drive(image, boot_offset), "::/*",
          os.fspath(target / "boot")], env={"MTOOLS_SKIP_CHECK": "1"})
 
 

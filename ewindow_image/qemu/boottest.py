@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import EWindowError
+from ..imagefiles import mtools_drive
 from ..log import log
 from ..runner import exit_status, run, spawn, stop, tail
 
@@ -96,7 +97,7 @@ def boot_files(image: Path, target: Path) -> dict[str, Path]:
     """Copy kernel, initrd, cmdline.txt and the Pi 3 DTB out of the FAT partition: the
     kernel and initrd config.txt names, as the Pi's firmware would."""
     boot = partitions(image)[0]
-    spec = f"{os.fspath(image)}@@{boot.start}"
+    spec = mtools_drive(image, boot.start)
     names = run(["mdir", "-i", spec, "-b", "::/"], capture=True).split()
     names = [n.removeprefix("::/") for n in names]
     if "config.txt" not in names:

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..cards.personalise import deployment, image_vpn_settings
-from ..cards.target import check_whole, tool_path
 from ..config import Config, ConfigLayers
 from ..errors import ConfigError, EWindowError
 from ..image.artifacts import sha256_file
+from ..imagefiles import check_whole, tool_path
 from .inventory import Names, Window, load_entries, windows
 from .record import LOG_NAME, StationLog
 from .writing import Image

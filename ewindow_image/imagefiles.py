@@ -5,6 +5,8 @@ Every path handed to mtools, sfdisk, debugfs or bmaptool goes through :func:`too
 
 - mtools reads ``FILE@@OFFSET`` at the *first* ``@@`` (mtools(5), "Drive letters"), so an
   image in a folder named ``at@@0`` had its card settings written into a sibling file ``at``;
+- mtools hands an image name holding ``$``, ``*``, ``(`` and the like to ``/bin/sh`` to expand
+  it: a file named ``$(touch PWNED).img`` ran that command, as root;
 - e2fsprogs' unix I/O manager reads ``FILE?OPTIONS`` (``?offset=``, used by personalise);
 - a relative name that starts with ``-`` is an option to each of them (``Path("./-w.img")``
   is ``-w.img`` again), so the path is made absolute.
@@ -26,11 +28,12 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import CommandError, ConfigError, EWindowError
-from ..runner import run
+from .errors import CommandError, ConfigError, EWindowError
+from .runner import run
 
 # characters the tools give a meaning inside a file name, and who reads them
 MEANINGFUL = (("@@", "mtools reads FILE@@OFFSET"), ("?", "debugfs reads FILE?OPTIONS"))
+MTOOLS_SHELL = frozenset("$*?[]{}()`~\\|;&<>!'\"\n")
 MAX_BMAP_BYTES = 16 << 20
 
 
@@ -44,10 +47,24 @@ def tool_path(path: Path) -> Path:
     as something else."""
     text = os.path.abspath(path)
     for mark, why in MEANINGFUL:
-        if mark in text:
-            raise EWindowError(f"{path}: the path holds '{mark}' ({why}), so a tool would open "
-                               "another file", hint=f"rename the file or its folder to drop the '{mark}'")
+        # mtools splits FILE@@OFFSET at the first "@@": a name that ends in "@" ("a@" + "@@0")
+        # would be split inside the name too (found by tests/test_hostile_files.py)
+        if mark in text or (mark == "@@" and text.endswith("@")):
+            holds = f"holds '{mark}'" if mark in text else "ends in '@'"
+            raise EWindowError(f"{path}: the path {holds} ({why}), so a tool would open another file",
+                               hint=f"rename the file or its folder without '{mark[0]}'")
+    shell = sorted(set(text) & MTOOLS_SHELL)
+    if shell:
+        # mtools hands an image name with one of these to /bin/sh ("echo NAME") to expand it:
+        # `$(…)` in a file name ran as root (found by tests/test_hostile_files.py)
+        raise EWindowError(f"{path}: the path holds {' '.join(shell)}, which mtools hands to a shell",
+                           hint="rename the file or its folder with letters, digits and . _ - + , : = @ /")
     return Path(text)
+
+
+def mtools_drive(image: Path, offset: int) -> str:
+    """mtools' ``-i`` argument for the FAT file system at ``offset`` bytes into ``image``."""
+    return f"{tool_path(image)}@@{offset}"
 
 
 def inspect(path: Path, *, devices: bool) -> Kind:

@@ -215,3 +215,11 @@ def test_tool_paths_are_absolute_or_refused(text: str) -> None:
         assert "@@" in absolute or absolute.endswith("@") or shell, exc
         return
     assert os.fspath(path).startswith("/") and "@@" not in os.fspath(path) + "@"
+
+
+def test_an_out_folder_mtools_would_hand_to_a_shell_is_refused_before_the_build(tmp_path: Path) -> None:
+    out = tmp_path / "out$(touch PWNED)"
+    result = subprocess.run([*cli_argv(), "build", "--out", str(out)], cwd=tmp_path, capture_output=True,
+                            text=True, check=False)
+    one_line_error(result, "which mtools hands to a shell")
+    assert "==>" not in result.stderr and not (tmp_path / "PWNED").exists()

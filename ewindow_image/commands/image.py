@@ -188,11 +188,13 @@ def cmd_cache(args: argparse.Namespace) -> int:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from .. import hostdeps
-    from ..pipeline.driver import RepoPaths, build
+    from ..imagefiles import tool_path
+    from ..pipeline.driver import RepoPaths, artifact_paths, build
 
     cfg = load(args)
     hostdeps.require_root("building an image")
     hostdeps.require_tools(hostdeps.build_tools(signing=bool(cfg.release.signing_key)))
+    tool_path(artifact_paths(cfg, args.out).image)  # mtools will write into it: said before the build
     cache = stage_cache(args)
     log_file = args.out / "logs" / f"build-{time.strftime('%Y%m%d-%H%M%S')}.log"
     add_log_file(log_file)

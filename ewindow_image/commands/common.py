@@ -5,6 +5,7 @@ options several commands take (site files, --set, --out, --cache-dir)."""
 from __future__ import annotations
 
 import argparse
+import os
 import typing
 from collections.abc import Callable
 from pathlib import Path
@@ -61,12 +62,18 @@ def debug_option(parser: argparse.ArgumentParser) -> None:
 
 
 def cache_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+    parser.add_argument("--cache-dir", type=absolute_path, default=None, metavar="DIR",
                         help=f"stage, package and download cache (default {default_cache_dir()})")
 
 
+def absolute_path(value: str) -> Path:
+    """A folder argument made absolute at once: every tool it reaches gets a path that cannot
+    be read as an option (``--out -x`` is ``/here/-x``)."""
+    return Path(os.path.abspath(value))
+
+
 def out_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out", metavar="DIR",
+    parser.add_argument("--out", type=absolute_path, default=REPO_ROOT / "out", metavar="DIR",
                         help="artifact folder (default out/ in the checkout)")
 
 

@@ -33,6 +33,7 @@ import os
 import select
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -244,3 +245,41 @@ def running(pid: int, started: int | None = None) -> bool:
     if not fields or fields[0] == "Z":
         return False
     return started is None or int(fields[19]) == started
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid`` (children, their children, …), by /proc's parent ids."""
+    parents: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            fields = _stat_fields(int(entry.name))
+            if fields and fields[0] != "Z":
+                parents.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, queue = [], [pid]
+    while queue:
+        for child in parents.get(queue.pop(), []):
+            found.append(child)
+            queue.append(child)
+    return found
+
+
+def stop_descendants(grace: float = 5.0) -> list[int]:
+    """SIGTERM every process this one started that still runs, SIGKILL what is left after
+    ``grace`` seconds; returns their pids. For the clean-up of an interrupted step: a signal
+    that came while a command was being started (``runner.run`` had no handle on it yet) left
+    that command running, and mke2fs then created the .img.partial the clean-up had just
+    deleted (the storm test, CI of 2026-12-03)."""
+    stopped = descendants(os.getpid())
+    for pid in stopped:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(running(pid) for pid in stopped):
+        time.sleep(0.05)
+    for pid in stopped:
+        if running(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    while any(running(pid) for pid in stopped) and time.monotonic() < deadline + 5:
+        time.sleep(0.05)
+    return stopped

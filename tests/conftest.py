@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ewindow_image import hostdeps
 from ewindow_image.pipeline.cache import default_cache_dir
 
 REPO = Path(__file__).resolve().parent.parent
@@ -115,6 +116,10 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Built]:
     result = subprocess.run([sys.executable, str(REPO / "build.py"), "build", "-c", str(site),
                              "--out", str(out)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
+    # The tests that run the stages or the tree's arm64 programs in this process need
+    # qemu-user's binfmt entry here too: build.py set it up in its own mount namespace, and
+    # binfmt_misc drops every entry when its last mount goes (a fresh host has no other).
+    hostdeps.ensure_binfmt()
     yield Built(out, site, public_key)
 
 

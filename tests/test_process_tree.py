@@ -21,7 +21,7 @@ import pytest
 
 from ewindow_image.errors import EWindowError
 from ewindow_image.pipeline.lock import exclusive, wait_for_strays
-from ewindow_image.process_tree import processes_using, run_isolated, running
+from ewindow_image.process_tree import descendants, processes_using, run_isolated, running, stop_descendants
 
 from .conftest import REPO, requires_root
 
@@ -262,3 +262,21 @@ def test_a_build_without_namespaces_still_runs(monkeypatch: pytest.MonkeyPatch) 
     """Inside a build's namespace already (a nested build.py), the body runs as it is."""
     monkeypatch.setenv("EWINDOW_PID_NAMESPACE", "1")
     assert run_isolated(lambda: 7) == 7
+
+
+def test_an_interrupted_steps_stragglers_are_stopped_before_its_files_go(tmp_path: Path) -> None:
+    """The storm's leftover .img.partial (CI, 2026-12-03): a command started just as the signal
+    came was not stopped by runner.run and wrote the file after the clean-up deleted it. The
+    clean-up now stops every process the builder started first, in their own sessions too,
+    and one that ignores SIGTERM is killed after the grace."""
+    late = tmp_path / "late.partial"
+    stubborn = subprocess.Popen(["sh", "-c", f"trap '' TERM; sleep 1; touch {late}.stubborn; sleep 30"],
+                                start_new_session=True)
+    writer = subprocess.Popen(["sh", "-c", f"sleep 1; touch {late}"], start_new_session=True)
+    time.sleep(0.2)
+    stopped = stop_descendants(grace=0.5)
+    assert {stubborn.pid, writer.pid} <= set(stopped)
+    time.sleep(1.5)
+    assert not late.exists() and not Path(f"{late}.stubborn").exists()
+    assert stubborn.wait(5) == -signal.SIGKILL and writer.wait(5) == -signal.SIGTERM
+    assert descendants(os.getpid()) == []

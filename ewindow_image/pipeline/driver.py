@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, process_tree
 from ..apt.resolver import AptResolver
 from ..config import Config, template_context
 from ..errors import EWindowError
@@ -208,7 +208,9 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
         except BaseException:
             # Interrupted (Ctrl-C, SIGTERM, SIGHUP) or failed: the half-written files go (a
             # 1.4 GB .img.partial); a complete artifact keeps its name, and without
-            # build-info and SHA256SUMS the set is not taken as finished.
+            # build-info and SHA256SUMS the set is not taken as finished. A command still
+            # running (started just as the signal came) would write them again: it goes first.
+            process_tree.stop_descendants()
             for unfinished in [*out_dir.glob(f"{paths.stem}*.partial"), out_dir / "SHA256SUMS.partial"]:
                 unfinished.unlink(missing_ok=True)
             raise

@@ -509,3 +509,10 @@ def test_a_manifest_name_with_an_escape_sequence_is_shown_escaped(tmp_path: Path
     assert outcome.status == 0, outcome.stderr
     assert "\x1b" not in outcome.stdout and "\x07" not in outcome.stdout
     assert "old\\x1b[2J\\x1b]0;pwned\\x07.manifest" in outcome.stdout
+
+
+def test_which_keys_are_secret_comes_from_the_schema() -> None:
+    from ewindow_image.config.fields import is_secret
+    from ewindow_image.config.schema import Config
+    assert is_secret(Config, "vpn.psk") and is_secret(Config, "wifi.networks[3].psk")
+    assert not any(is_secret(Config, k) for k in ("vpn.network_name", "wifi.country", "no.such.key", "vpn"))

@@ -86,14 +86,13 @@ def _check_as_the_window_will(cfg: Config, data: dict[str, Any], image_vpn: dict
         parse_deployment(json.loads(json.dumps(data)), "deployment", image_vpn=image_vpn)
     except SettingsError as exc:
         key, _, message = str(exc).removeprefix("deployment: ").partition(": ")
-        secret = key.rsplit(".", 1)[-1] in ("psk", "password", "private_key")
-        raise ConfigError(cfg.blame(key, secret=secret), key, message) from None
+        raise ConfigError(cfg.blame(key), key, message) from None
 
 
-def partition_starts(target: Path, *, devices: bool = True) -> tuple[Path, list[int]]:
-    """The tool-safe path of ``target`` (checked whole: :mod:`.target`) and the byte offsets of
+def partition_starts(target: Path) -> tuple[Path, list[int]]:
+    """The tool-safe path of ``target`` (checked whole: :mod:`..imagefiles`) and the byte offsets of
     its partitions, in table order."""
-    safe, found = check_whole(target, devices=devices)
+    safe, found = check_whole(target, devices=True)
     return safe, [part.start for part in found]
 
 

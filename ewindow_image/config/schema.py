@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .fields import is_secret
 from .updates import repo_key_armour, schedule
 
 
@@ -289,14 +290,14 @@ class Config:
         """The file (or ``--set``, ``defaults``) that set ``key``."""
         return source_of(self.origins, key)
 
-    def blame(self, key: str, *, secret: bool = False) -> str:
+    def blame(self, key: str) -> str:
         """Where ``key`` should have been written when a check finds it missing: the layer that
         set it, else (for a secret) the secrets file, else the last site file, never the
         built-in defaults the admin did not write."""
         found = self.origin(key)
         if found != "defaults":
             return found
-        if secret and self.secrets_file:
+        if is_secret(type(self), key) and self.secrets_file:
             return str((self.base_dir / self.secrets_file).expanduser())
         site_files = [o for o in self.origins.values() if o.endswith((".yaml", ".yml"))]
         return site_files[-1] if site_files else "the site file (none given: -c site.yaml)"

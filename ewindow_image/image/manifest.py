@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 
 from firstboot import checks
 
-from ..errors import ConfigError
+from ..config import yamlfile
 
 UNKNOWN_SHA256 = "-"
 
@@ -97,21 +96,9 @@ MAX_MANIFEST_BYTES = 8 << 20  # an image's manifest is ~50 KB
 
 
 def load_versions(path: Path) -> dict[str, str]:
-    """:func:`read_versions` of a manifest file: a regular file of UTF-8 text, at most
-    MAX_MANIFEST_BYTES (``plan --manifest`` may name anything)."""
-    try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise ConfigError(str(path), "", "not a regular file; a manifest is a NAME.manifest file")
-        with path.open("rb") as stream:
-            raw = stream.read(MAX_MANIFEST_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(str(path), "", exc.strerror or str(exc)) from None
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise ConfigError(str(path), "", f"larger than {MAX_MANIFEST_BYTES >> 20} MiB; not a manifest")
-    try:
-        return read_versions(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(str(path), "", "not UTF-8 text; not an image's manifest") from None
+    """:func:`read_versions` of a manifest file (``plan --manifest`` may name anything): read
+    as every user file is, a regular file of UTF-8 text of at most MAX_MANIFEST_BYTES."""
+    return read_versions(yamlfile.read_text(path, max_bytes=MAX_MANIFEST_BYTES))
 
 
 def changed(before: Mapping[str, str], after: Mapping[str, str],

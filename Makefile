@@ -24,7 +24,7 @@ HOST_PACKAGES := mmdebstrap qemu-user-static binfmt-support arch-test dosfstools
 	passwd systemd gcc $(CROSS_GCC) nodejs git faketime gpg reprepro
 # Extra packages for the tests.
 TEST_PACKAGES := $(HOST_PACKAGES) shellcheck device-tree-compiler cpio openssh-client \
-	iputils-ping iproute2 procps nftables tinc yggdrasil radvd dpkg-dev gnupg strace prometheus \
+	iputils-ping iproute2 procps nftables tinc yggdrasil radvd dpkg-dev gnupg strace openssl prometheus \
 	prometheus-node-exporter
 
 ARCH ?=

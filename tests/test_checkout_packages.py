@@ -79,6 +79,11 @@ def test_the_window_code_is_packaged_with_its_units_and_config(debs: dict[str, P
     assert "RESTART='ewindow-agent.service ewindow-tap-guard.service'" in postinst
     assert "SYSUSERS=ewindow-agent.conf" in postinst
     assert "RESTART=''" in deb_control(firstboot, "postinst")  # firstboot is not run again
+    # their Python byte-compiled on the window as dh_python3 does, and cleaned before removal
+    assert "PYTHON_DIRS=/usr/lib/ewindow/firstboot" in deb_control(firstboot, "postinst")
+    assert "PYTHON_DIRS=/usr/lib/ewindow/hardware" in postinst
+    assert 'py3compile -p "$PACKAGE" $PYTHON_DIRS' in postinst
+    assert "PYTHON_PACKAGE=ewindow-agent" in deb_control(agent, "prerm")
     for deb in debs.values():
         for script in ("postinst", "prerm", "postrm"):
             subprocess.run(["sh", "-n"], input=deb_control(deb, script), text=True, check=True)

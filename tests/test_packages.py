@@ -17,7 +17,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from ewindow_image.packages.recipe import load_recipes
-from ewindow_image.packages.source import tree_digest
+from ewindow_image.packages.source import fetch, tree_digest, unpack
 from ewindow_image.packages.toolchain import host_suite
 from ewindow_image.pipeline.cache import default_cache_dir
 from ewindow_image.pipeline.driver import RepoPaths
@@ -50,6 +50,28 @@ def test_the_shared_mirror_holds_the_pinned_sources() -> None:
     for recipe in RECIPES.values():
         digest, commit = tree_digest(mirror / recipe.source.file)
         assert (digest, commit) == (recipe.source.tree_sha256, recipe.source.commit)
+
+
+def test_peervpn_builtin_dh_group_is_a_safe_prime(tmp_path: Path) -> None:
+    """Patch 0004 checks PeerVPN's built-in DH group only for its structure at start (the
+    primality test was 80 % of its start): the group is a constant, proved here once, by
+    OpenSSL's own check (p and (p-1)/2 prime, a suitable generator)."""
+    recipe = RECIPES["peervpn"]
+    source = tmp_path / "peervpn"
+    mirrors = [m if "://" in m else Path(m).resolve().as_uri()
+               for m in os.environ.get("EWINDOW_SOURCE_MIRRORS", "").split() or source_mirrors()]
+    unpack(fetch(recipe, mirrors, tmp_path / "downloads"), source)
+    dh_c = (source / "libp2psec/dh.c").read_text()
+    body = re.search(r"-----BEGIN DH PARAMETERS-----\\n\\\n(.*?)-----END DH PARAMETERS-----", dh_c, re.S)
+    assert body, "no built-in group in libp2psec/dh.c"
+    lines = [line.removesuffix("\\n\\") for line in body.group(1).split()]
+    pem = "-----BEGIN DH PARAMETERS-----\n" + "\n".join(lines) + "\n-----END DH PARAMETERS-----\n"
+    checked = subprocess.run(["openssl", "dhparam", "-check", "-noout"], input=pem, capture_output=True,
+                             text=True, check=False)
+    assert checked.returncode == 0 and "appear to be ok" in checked.stdout + checked.stderr, checked
+    # and patch 0004 is what the build applies: DH_check's place taken by the structural check
+    patch = (REPO / "packages/peervpn/patches/0004-dh-builtin-group-checked-once.patch").read_text()
+    assert "-\t\t\tret = DH_check(dhstate->dh, &err);" in patch and "DH_check_params" in patch
 
 
 @pytest.mark.parametrize("arch", ["arm64", "amd64"])

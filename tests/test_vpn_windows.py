@@ -262,7 +262,15 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
                 "$(systemctl show -P ActiveEnterTimestampMonotonic $u); done; "
                 "systemd-analyze critical-chain --no-pager ewindow-peervpn.service | tail -n 8; "
                 "sudo journalctl -b -o short-monotonic --no-pager -u ewindow-firstboot "
-                "| grep -E ' step |firstboot done'").stdout
+                "| grep -E ' step |firstboot done'; "
+                # when the window's own clock saw PeerVPN ready for its first packet
+                "sudo journalctl -b -o short-monotonic --no-pager -u ewindow-peervpn "
+                "| grep -E 'entering main loop' | head -n 1", timeout=180).stdout
+            # networkd (which cjdns' unit no longer waits for) left cjdns' routes alone: the
+            # blackhole that keeps fc00::/8 off the LAN while cjdroute is down (gone without
+            # ManageForeignRoutes=no), and tun0's
+            seen[name]["routes"] = window.ssh("ip -6 route show table main type blackhole; "
+                                              "ip -6 route show table main dev tun0").stdout
             seen[name]["rss_kib"] = window.ssh(
                 "for unit in ewindow-agent ewindow-metrics; do "
                 "ps -o rss= -p $(systemctl show -P MainPID $unit.service); done").stdout.split()
@@ -292,6 +300,8 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
         assert "another station" not in str(result["final_status"]), result["tap_guard"]
         assert "dadfailed" not in str(result["tap_guard"]), result["tap_guard"]
         assert result["units"] == ["active", "active"]
+        assert re.search(r"^blackhole fc00::/8 .*metric 500", str(result["routes"]), re.M), result["routes"]
+        assert re.search(r"^fc00::/8 .*proto", str(result["routes"]), re.M), result["routes"]
         # both daemons start after firstboot and wait for nothing of the network's: not for
         # network-online.target (networkd's 2-minute wait-online timeout on a link without a
         # DHCP lease). Proved by the units' ordering, not by a clock (a busy CI host once took

@@ -177,6 +177,12 @@ def tmpfiles(held: Sequence[PackageFile]) -> list[str]:
             and f.path.endswith(".conf")]
 
 
+def python_dirs(package: CheckoutPackage, held: Sequence[PackageFile]) -> list[str]:
+    """The installed folders of its Python code, which the postinst byte-compiles."""
+    return sorted({"/" + target for _, target in package.checkout
+                   if any(f.path.startswith(target + "/") and f.path.endswith(".py") for f in held)})
+
+
 def conffiles(held: Sequence[PackageFile]) -> list[str]:
     return ["/" + f.path for f in held if f.path.startswith("etc/")]
 
@@ -291,8 +297,11 @@ def build_deb(package: CheckoutPackage, version: str, repo_root: Path, staging: 
     control_dir.mkdir()
     unit_names = units(held)
     kept = conffiles(held)
-    scripts = {"postinst": debhelper.postinst(unit_names, package.restart, sysusers(held), tmpfiles(held)),
-               "prerm": debhelper.prerm(unit_names), "postrm": debhelper.postrm(unit_names)}
+    compiled = python_dirs(package, held)
+    scripts = {"postinst": debhelper.postinst(unit_names, package.restart, sysusers(held), tmpfiles(held),
+                                              package.name if compiled else "", compiled),
+               "prerm": debhelper.prerm(unit_names, package.name if compiled else ""),
+               "postrm": debhelper.postrm(unit_names)}
     for name, content in scripts.items():
         (control_dir / name).write_text(content)
         (control_dir / name).chmod(0o755)

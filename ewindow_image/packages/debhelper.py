@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: MIT
 """What debhelper would add to a package made from this checkout (checkout.py): the control
 file, a DEP-5 copyright file, md5sums, and maintainer scripts that do what
-``dh_installsysusers`` and ``dh_installsystemd`` put into them.
+``dh_installsysusers``, ``dh_installsystemd`` and ``dh_python3`` put into them.
 """
 
 from __future__ import annotations
@@ -41,8 +41,11 @@ def _words(values: Sequence[str]) -> str:
 
 
 def postinst(unit_names: Sequence[str], restart: Sequence[str], sysusers_files: Sequence[str],
-             tmpfiles: Sequence[str] = ()) -> str:
-    """What dh_installsysusers, dh_installtmpfiles and dh_installsystemd put into a postinst."""
+             tmpfiles: Sequence[str] = (), package: str = "", python_dirs: Sequence[str] = ()) -> str:
+    """What dh_installsysusers, dh_installtmpfiles, dh_python3 and dh_installsystemd put into a
+    postinst. ``python_dirs``: folders of ``package``'s Python code, byte-compiled as
+    dh_python3's py3compile does (Python on an emulated Pi took ~3 s of firstboot's start to
+    compile its modules; the units run with PYTHONDONTWRITEBYTECODE, so nothing else does)."""
     return f"""#!/bin/sh
 # Made by ewindow-image (ewindow_image/packages/checkout.py) as debhelper would.
 set -e
@@ -50,8 +53,13 @@ UNITS={_words(unit_names)}
 RESTART={_words(restart)}
 SYSUSERS={_words(sysusers_files)}
 TMPFILES={_words(tmpfiles)}
+PACKAGE={shlex.quote(package)}
+PYTHON_DIRS={_words(python_dirs)}
 case "$1" in
 configure|abort-upgrade|abort-deconfigure|abort-remove)
+    if [ -n "$PYTHON_DIRS" ] && command -v py3compile >/dev/null 2>&1; then
+        py3compile -p "$PACKAGE" $PYTHON_DIRS
+    fi
     for conf in $SYSUSERS; do
         systemd-sysusers ${{DPKG_ROOT:+--root="$DPKG_ROOT"}} "$conf"
     done
@@ -82,10 +90,15 @@ exit 0
 """
 
 
-def prerm(unit_names: Sequence[str]) -> str:
+def prerm(unit_names: Sequence[str], python_package: str = "") -> str:
+    """``python_package``: its byte-code goes first, as dh_python3's py3clean does."""
     return f"""#!/bin/sh
 set -e
 UNITS={_words(unit_names)}
+PYTHON_PACKAGE={shlex.quote(python_package)}
+if [ -n "$PYTHON_PACKAGE" ] && command -v py3clean >/dev/null 2>&1; then
+    py3clean -p "$PYTHON_PACKAGE"
+fi
 if [ "$1" = remove ] && [ -d /run/systemd/system ]; then
     for unit in $UNITS; do
         deb-systemd-invoke stop "$unit" >/dev/null || true

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 from types import FrameType
 from typing import Any
 
@@ -47,9 +48,11 @@ def install() -> None:
 
 
 def checkpoint() -> None:
-    """Raise the KeyboardInterrupt that Python dropped in a callback, once."""
+    """Raise the KeyboardInterrupt that Python dropped in a callback, once, in the main
+    thread, which the signals interrupt (a background thread, pipeline/early.py, would take
+    it from the main thread and end only itself)."""
     global _lost
-    if _lost:
+    if _lost and threading.current_thread() is threading.main_thread():
         _lost = False
         raise KeyboardInterrupt
 

@@ -119,6 +119,7 @@ class Agent:
         self.next_resync = clock() + RESYNC_S
         self.workers: list[Any] = [self.player]
         self.shown = ""
+        self.vpn_logged = ""
         self.peers: dict[str, int | None] = {}
         self.hubs: dict[str, int] = {}
         self.next_metrics = 0.0
@@ -208,6 +209,11 @@ class Agent:
         if shown != self.shown:
             log.info("state: %s (%s)", shown, self.status())
             self.shown = shown
+        # the VPN's changes too: they can leave the LED as it was (no-internet, say), and the
+        # journal is where an admin (and the VM test) sees when the windows met
+        if self.vpn_words() != self.vpn_logged:
+            self.vpn_logged = self.vpn_words()
+            log.info("vpn: %s", self.vpn_logged)
         self.player.play(shown)
         notify(f"STATUS={self.status()}")
 

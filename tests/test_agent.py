@@ -491,3 +491,24 @@ def test_the_units_pin_factory_is_made_by_the_agent_not_found_by_pkg_resources(t
                              capture_output=True, text=True, check=True)
     why, factory, loaded = missing.stdout.rsplit(maxsplit=2)
     assert "gpiod" in why and factory == "NoneType" and loaded == "False", missing
+
+
+def test_the_vpn_meeting_is_logged_even_when_the_led_stays(tmp_path: Path, factory: MockFactory,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """With no Internet the LED says no-internet whether or not the windows have met: the
+    journal still gets one line when the VPN changes (the VM test times the meeting by it)."""
+    import dataclasses
+    import logging
+
+    agent = make_agent(tmp_path, factory, Clock())
+    caplog.set_level(logging.INFO, logger="ewindow-agent")
+    offline = dataclasses.replace(agent.facts, internet=Internet.offline, vpn_configured=True, has_ip=True,
+                                  link_up=True, clock_synced=True)
+    vpn_lines = []
+    for vpn_up in (False, False, True, True):
+        agent.facts = dataclasses.replace(offline, vpn_up=vpn_up)
+        agent.show()
+        assert agent.shown == State.no_internet.value
+        vpn_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("vpn:")]
+    assert vpn_lines == ["vpn: down", "vpn: up"]
+    agent.player.stop()

@@ -661,23 +661,27 @@ def silent_dns(lan: dict[str, Node]) -> Iterator[None]:
 @pytest.mark.usefixtures("daemons_on_path", "silent_dns")
 def test_peervpn_init_peer_names_are_resolved_in_time_before_it_starts(lan: dict[str, Node]) -> None:
     """A name whose DNS never answers stalled PeerVPN ~20 s before it tried the next init peer
-    (issue 21). The unit's ExecStartPre (firstboot/vpn/initpeers.py) resolves names with a time
-    limit into the copy PeerVPN reads, leaving out the name that did not resolve."""
+    (issue 21). The unit's start script (overlays/…/ewindow-peervpn-start) has
+    firstboot/vpn/initpeers.py resolve names with a time limit into the copy PeerVPN reads,
+    leaving out the name that did not resolve, and then execs PeerVPN on it."""
     hub, a = lan["hub"], lan["a"]
     start_peervpn(hub)
     configure(a, VpnSettings(backends=("peervpn",), psk=PSK,
                              peervpn_initpeers=("hub.never-answers.test 7777", f"{UNDERLAY['hub']} 7777")))
     conf, resolved = a.root / "etc/peervpn/ewindow.conf", a.root / "run/peervpn.conf"
-    prepared = a.exec("env", f"PYTHONPATH={REPO}", sys.executable, "-m", "firstboot.vpn.initpeers",
-                      str(conf), str(resolved))
-    print(f"peervpn init peers: {prepared.stderr.strip()}")
-    assert f"initpeers {UNDERLAY['hub']} 7777\n" in resolved.read_text()
-    assert resolved.stat().st_mode & 0o777 == 0o600  # it holds the PSK
     started = time.monotonic()
-    a.start(["peervpn", str(resolved)])
+    a.start(["env", f"EWINDOW_PEERVPN_CONF={conf}", f"EWINDOW_PEERVPN_COPY={resolved}",
+             f"EWINDOW_LIB={REPO}", str(REPO / "overlays/vpn/usr/local/sbin/ewindow-peervpn-start")])
     seconds = wait_for(lambda: pings(a, hub.identity.ula), PROBE_DEADLINE, "a reaches the hub")
     print(f"peervpn: with a dead DNS and a name first, a reached the hub {seconds:.1f} s after start "
           f"({time.monotonic() - started:.1f} s)")
+    assert f"initpeers {UNDERLAY['hub']} 7777\n" in resolved.read_text()
+    assert resolved.stat().st_mode & 0o777 == 0o600  # it holds the PSK
+    # PeerVPN runs on the copy as the process the unit started (ip netns exec, env and the
+    # script each exec the next): systemd's main process is the daemon
+    assert a.process is not None
+    cmdline = Path(f"/proc/{a.process.pid}/cmdline").read_bytes().split(b"\0")
+    assert [Path(cmdline[0].decode()).name, cmdline[1].decode()] == ["peervpn", str(resolved)], cmdline
 
 
 @pytest.mark.usefixtures("daemons_on_path")

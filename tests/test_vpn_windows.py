@@ -47,7 +47,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.boot, requires_root]
 LAN_PREFIX = "fd42:77::"  # what the hub advertises
 HUB_LAN = f"{LAN_PREFIX}1"
 WINDOWS = {"a": "b8:27:eb:00:00:aa", "b": "b8:27:eb:00:00:bb"}
-VPN_UP_GOAL_S = 90  # issue 9, from power-on under qemu virt
 
 
 def nic_link_local(mac: str) -> str:
@@ -76,7 +75,8 @@ def lan_without_dhcp(hub: Node, tmp_path: Path) -> None:
     hub.start(["radvd", "--nodaemon", "-C", str(conf), "-p", str(tmp_path / "radvd.pid"), "-m", "stderr"])
 
 
-def personalised_cards(built: Built, tmp_path: Path, hub_cjdns: dict[str, str]) -> dict[str, Path]:
+def personalised_cards(built: Built, tmp_path: Path, hub_cjdns: dict[str, str], hub_ula: str,
+                       names: tuple[str, ...] = tuple(WINDOWS)) -> dict[str, Path]:
     secrets = tmp_path / "net/secrets.yaml"
     secrets.parent.mkdir()
     secrets.write_text(f"vpn:\n  psk: '{PSK}'\n")
@@ -87,12 +87,15 @@ def personalised_cards(built: Built, tmp_path: Path, hub_cjdns: dict[str, str]) 
             {
                 "admin": {"authorized_keys": [built.public_key]},
                 "secrets_file": str(secrets),
-                "vpn": {"peervpn": {"initpeers": [f"{HUB_LAN} 7777"]}, "cjdns": {"peers": [hub_cjdns]}},
+                # the hub's tap0 ULA: on tap0 it answers ff02::1 like a window, and "vpn up"
+                # must mean that another window answers
+                "vpn": {"peervpn": {"initpeers": [f"{HUB_LAN} 7777"]}, "cjdns": {"peers": [hub_cjdns]},
+                        "hub_addresses": [hub_ula]},
             }
         )
     )
     cards = {}
-    for name in WINDOWS:
+    for name in names:
         card = tmp_path / f"card-{name}.img"
         sh("cp", "--sparse=always", str(built.image), str(card))
         result = subprocess.run(
@@ -174,12 +177,9 @@ def scrape(hub: Node, address: str) -> str:
     return hub.exec(sys.executable, "-c", FETCH, f"http://[{address}]:9100/metrics", check=False).stdout
 
 
-def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
-    built: Built,
-    lan_of: LanFactory,  # noqa: F811 (the fixture imported above)
-    tmp_path: Path,
-    daemons_on_path: Path,
-) -> None:
+def hub_on_lan(lan_of: LanFactory, tmp_path: Path, vms: int) -> tuple[Node, str, dict[str, str]]:  # noqa: F811
+    """The hub (PeerVPN, cjdns, router advertisements) on the LAN's switch, taps vm0… for the
+    VMs; returns the hub, the switch's namespace and the cjdns peer entry for the cards."""
     hub = lan_of("hub")["hub"]
     switch = hub.netns.rsplit("-", 1)[0] + "-sw"
     lan_without_dhcp(hub, tmp_path)
@@ -193,11 +193,67 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
         "password": v4_peer.password,
         "public_key": v4_peer.public_key,
     }
-    cards = personalised_cards(built, tmp_path, hub_cjdns)
-    windows = {name: Window(name, hub, built.private_key) for name in WINDOWS}
-    for index in range(len(WINDOWS)):
+    for index in range(vms):
         sh("ip", "-n", switch, "tuntap", "add", "dev", f"vm{index}", "mode", "tap")
         sh("ip", "-n", switch, "link", "set", f"vm{index}", "master", "br0", "up")
+    return hub, switch, hub_cjdns
+
+
+def journal_seconds(journal: str, pattern: str) -> float | None:
+    """The window's clock (seconds since its kernel started, which qemu starts at once) at
+    the first journal line matching ``pattern`` (short-monotonic format)."""
+    found = re.search(r"^\[\s*([0-9.]+)\] .*" + pattern, journal, re.M)
+    return float(found.group(1)) if found else None
+
+
+def test_a_window_alone_shows_the_hub_and_no_other_window(
+    built: Built,
+    lan_of: LanFactory,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    daemons_on_path: Path,
+) -> None:
+    """One window and its hub: the agent says "hub only" (the LED's "connected to the hub, no
+    other window answers") for both backends, never "up", and the metrics count the hub apart."""
+    hub, switch, hub_cjdns = hub_on_lan(lan_of, tmp_path, 1)
+    card = personalised_cards(built, tmp_path, hub_cjdns, hub.identity.ula, names=("a",))["a"]
+    window = Window("a", hub, built.private_key)
+    seen: dict[str, Any] = {}
+
+    def while_up() -> None:
+        deadline = time.monotonic() + 300
+        metrics = ""
+        # until PeerVPN's hub answers on tap0 (cjdns' hub answers sooner: no DH, no RSA)
+        while time.monotonic() < deadline and 'ewindow_vpn_hubs{backend="peervpn"} 1' not in metrics:
+            time.sleep(2)
+            metrics = scrape(hub, window.identity.ula)
+        seen["metrics"] = metrics
+        seen["status"] = window.agent_status()
+        seen["journal"] = window.ssh(
+            "sudo journalctl -b -o short-monotonic --no-pager -u ewindow-peervpn -u ewindow-agent "
+            "| grep -E 'entering main loop|vpn: '", timeout=180).stdout
+
+    boot(card, BootSpec(machine="virt", timeout=400, mac=WINDOWS["a"], tap="vm0", netns=switch),
+         while_up=while_up, in_place=True)
+    journal = str(seen["journal"])
+    print(f"window alone: on its clock, PeerVPN ready {journal_seconds(journal, 'entering main loop')} s, "
+          f"the agent's first 'hub only' {journal_seconds(journal, 'vpn: hub only')} s; {seen['status']}")
+    assert "vpn hub only" in str(seen["status"]), seen["status"]
+    assert "vpn: up" not in journal, journal  # the hub is never taken for a window
+    text = str(seen["metrics"])
+    for backend in ("peervpn", "cjdns"):
+        assert f'ewindow_vpn_hubs{{backend="{backend}"}} 1' in text, text
+        assert f'ewindow_vpn_peers{{backend="{backend}"}} 0' in text, text
+
+
+def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
+    built: Built,
+    lan_of: LanFactory,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+    daemons_on_path: Path,
+) -> None:
+    hub, switch, hub_cjdns = hub_on_lan(lan_of, tmp_path, len(WINDOWS))
+    cards = personalised_cards(built, tmp_path, hub_cjdns, hub.identity.ula)
+    windows = {name: Window(name, hub, built.private_key) for name in WINDOWS}
     both_up = threading.Barrier(len(WINDOWS), timeout=420)
     checked = threading.Barrier(len(WINDOWS), timeout=180)
     seen: dict[str, dict[str, Any]] = {name: {} for name in WINDOWS}
@@ -263,9 +319,10 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
                 "systemd-analyze critical-chain --no-pager ewindow-peervpn.service | tail -n 8; "
                 "sudo journalctl -b -o short-monotonic --no-pager -u ewindow-firstboot "
                 "| grep -E ' step |firstboot done'; "
-                # when the window's own clock saw PeerVPN ready for its first packet
-                "sudo journalctl -b -o short-monotonic --no-pager -u ewindow-peervpn "
-                "| grep -E 'entering main loop' | head -n 1", timeout=180).stdout
+                # on the window's own clock: PeerVPN ready for its first packet, the agent's first
+                # "vpn: up" (the other window answers)
+                "sudo journalctl -b -o short-monotonic --no-pager -u ewindow-peervpn -u ewindow-agent "
+                "| grep -E 'entering main loop|vpn: up' | head -n 2", timeout=180).stdout
             # networkd (which cjdns' unit no longer waits for) left cjdns' routes alone: the
             # blackhole that keeps fc00::/8 off the LAN while cjdroute is down (gone without
             # ManageForeignRoutes=no), and tun0's
@@ -286,7 +343,9 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
     for name in WINDOWS:
         result = seen[name]
         print(
-            f"window {name}: VPN up {result['vpn_up_s']:.0f} s after power-on ({result['status']}); "
+            f"window {name}: the agent's first 'vpn: up' "
+            f"{journal_seconds(str(result['unit_times']), 'vpn: up')} s "
+            f"on its clock (over SSH: {result['vpn_up_s']:.0f} s after power-on, {result['status']}); "
             f"the other's ULA answered {result['ula_s']} s and its cjdns address {result['cjdns_s']} s "
             f"after both were up; RSS (KiB) agent, node exporter: {result['rss_kib']}; tap guard: "
             + " | ".join(line for line in str(result["tap_guard"]).splitlines() if "frame" in line)

@@ -27,6 +27,7 @@ from ..packages.service import PlannedPackage, SourcePackages
 from ..runner import run
 from ..trees import remove_tree
 from .cache import StageCache
+from .early import EarlyPackages
 from .epoch import ReleaseEpoch, release_epoch
 from .golden_lint import lint_tree
 from .inventory import installed_packages
@@ -175,13 +176,29 @@ def build(cfg: Config, repo: RepoPaths, cache: StageCache, out_dir: Path, *,
         work = Path(tempfile.mkdtemp(prefix="build-", dir=cache.work))
         tree = work / "rootfs"
 
+        # Source packages compile in the background from here on, those of a stage that will
+        # run only: a cached 35-vpn needs none (early.py).
+        running = {name for item in planned if not (use_cache and cache.has(item.key))
+                   for name in item.stage.packages}
+        early = EarlyPackages(build_plan.sources, [p for p in build_plan.packages
+                                                   if p.recipe.name in running])
+        early.start()
+
         def build_packages(stage: Stage) -> None:
-            """Packages only for a stage that runs: a cached 35-vpn needs none."""
+            early.check()
+            if any(p.recipe.name in stage.packages for p in early.todo):
+                with step("wait for the source packages built in the background"):
+                    early.wait()
             for name in stage.packages:
                 build_plan.ensure(name)
 
-        reports = run_stages(planned, build_plan.ctx, cache, tree, use_cache=use_cache,
-                             before_stage=build_packages)
+        try:
+            reports = run_stages(planned, build_plan.ctx, cache, tree, use_cache=use_cache,
+                                 before_stage=build_packages)
+            early.check()
+        except BaseException:
+            process_tree.stop_descendants()  # the background build's command too
+            raise
         timings: dict[str, float] = {f"stage {r.name}": r.seconds for r in reports}
         with step("lint the image tree"):
             check_golden(cfg, tree)

@@ -47,15 +47,15 @@ def early(sources: Sources, planned: list[Planned]) -> EarlyPackages:
     return EarlyPackages(sources, planned)  # type: ignore[arg-type]
 
 
-def test_packages_build_beside_the_main_thread_in_plan_order() -> None:
-    sources = Sources(["sleep", "0.4"])
+def test_packages_build_beside_the_main_thread_in_plan_order(tmp_path: Path) -> None:
+    # each package's command waits until the main thread's own command has run: built one
+    # after the other in start(), they would wait in vain and fail after 20 s
+    go = tmp_path / "stage-ran"
+    sources = Sources(["timeout", "20", "sh", "-c", f'until [ -e "{go}" ]; do sleep 0.05; done'])
     packages = early(sources, [Planned("a"), Planned("cached", cached=True), Planned("b")])
-    start = time.monotonic()
     packages.start()
-    run(["sleep", "0.8"])  # the main thread's own stage meanwhile
+    run(["touch", str(go)])  # the main thread's own stage meanwhile
     packages.wait()
-    # both packages and the stage ran at once: the main thread's 0.8 s covered the two 0.4 s
-    assert time.monotonic() - start < 1.6
     assert sources.built == [("a", "source-packages"), ("b", "source-packages")]
     assert packages.thread is not None and packages.thread.daemon
 

@@ -6,7 +6,7 @@ platform/io.c ``ioResolveName``). With a DNS server that never answers, each cal
 the resolver's timeout: ~20 s a name, during which PeerVPN tries no other peer and answers
 no one (issue 21 measured it).
 
-``python3 -m firstboot.vpn.initpeers CONF OUT`` (ExecStartPre of ewindow-peervpn.service)
+``python3 -m firstboot.vpn.initpeers CONF OUT`` (from ewindow-peervpn-start, the unit's start)
 resolves every name at once, in parallel, for at most RESOLVE_S seconds. A name that resolved
 is replaced by its addresses (IPv6 first, as PeerVPN orders them); one that did not is left
 out while another peer remains, and kept as it is when none does (PeerVPN then keeps trying
@@ -16,7 +16,6 @@ at each start (the unit restarts PeerVPN when NTP sets the clock, and when it fa
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import socket
 import sys
@@ -25,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .. import checks
 from .peervpn import MAX_VALUE
 
 RESOLVE_S = 3.0
@@ -32,9 +32,10 @@ Resolver = Callable[[str, str], list[str]]  # (host, port) -> addresses
 
 
 def is_literal(host: str) -> bool:
+    """An IP address, not a name (the one address check, checks.ip_address)."""
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
+        checks.ip_address(host)
+    except checks.InvalidValue:
         return False
     return True
 

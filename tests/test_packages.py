@@ -17,7 +17,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from ewindow_image.packages.recipe import load_recipes
-from ewindow_image.packages.source import fetch, tree_digest, unpack
+from ewindow_image.packages.source import fetch, mirror_urls, tree_digest, unpack
 from ewindow_image.packages.toolchain import host_suite
 from ewindow_image.pipeline.cache import default_cache_dir
 from ewindow_image.pipeline.driver import RepoPaths
@@ -58,9 +58,7 @@ def test_peervpn_builtin_dh_group_is_a_safe_prime(tmp_path: Path) -> None:
     OpenSSL's own check (p and (p-1)/2 prime, a suitable generator)."""
     recipe = RECIPES["peervpn"]
     source = tmp_path / "peervpn"
-    mirrors = [m if "://" in m else Path(m).resolve().as_uri()
-               for m in os.environ.get("EWINDOW_SOURCE_MIRRORS", "").split() or source_mirrors()]
-    unpack(fetch(recipe, mirrors, tmp_path / "downloads"), source)
+    unpack(fetch(recipe, mirror_urls(source_mirrors()), tmp_path / "downloads"), source)
     dh_c = (source / "libp2psec/dh.c").read_text()
     body = re.search(r"-----BEGIN DH PARAMETERS-----\\n\\\n(.*?)-----END DH PARAMETERS-----", dh_c, re.S)
     assert body, "no built-in group in libp2psec/dh.c"

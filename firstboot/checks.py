@@ -436,7 +436,10 @@ def interface_regex(value: str) -> str:
     return value
 
 
-interface_name = _matching(r"[A-Za-z0-9_.-]{1,15}", "a network interface name")
+# what the kernel takes (dev_valid_name) less what a tool would read as an option or a path:
+# no leading "-" (ip, tcpdump) or "." ("." and "..")
+interface_name = _matching(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,14}",
+                           "a network interface name (1-15 of A-Z a-z 0-9 _ . -, not starting with - or .)")
 
 
 # --- Wi-Fi ----------------------------------------------------------------------------------

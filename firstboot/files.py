@@ -26,9 +26,11 @@ def hosts_file(current: str, hostname: str) -> str:
 
 
 def tap_netdev(identity: Identity, tap: str) -> str:
-    # A persistent tap made by systemd-networkd before anything brings it up; the VPN
-    # daemon attaches to it by name (TUNSETIFF on an existing tap), so its MAC, and with it
-    # the link-local address, are ours and not the random one a new tap gets.
+    # A persistent tap made before anything brings it up, by ewindow-tap.service from this
+    # file (systemd.netdev's syntax, but not in networkd's folder: networkd would try to make
+    # the tap again and fail with EBUSY on the tap PeerVPN holds); the VPN daemon attaches to it
+    # by name (TUNSETIFF on an existing tap), so its MAC, and with it the link-local address,
+    # are ours and not the random one a new tap gets. networkd configures it (tap_network).
     return (f"{HEADER}[NetDev]\nName={tap}\nKind=tap\nMACAddress={identity.tap_mac}\n")
 
 
@@ -47,7 +49,7 @@ def tap_network(identity: Identity, tap: str, prefix_len: int) -> str:
     # so services can bind to it before the VPN is up.
     return (f"{HEADER}[Match]\nName={tap}\n\n"
             f"[Link]\nMACAddress={identity.tap_mac}\nRequiredForOnline=no\n\n"
-            "[Network]\nLinkLocalAddressing=ipv6\nIPv6LinkLocalAddressGeneration=eui64\n"
+            "[Network]\nLinkLocalAddressing=ipv6\nIPv6LinkLocalAddressGenerationMode=eui64\n"
             "IPv6AcceptRA=no\nConfigureWithoutCarrier=yes\n\n"
             f"[Address]\nAddress={identity.ula}/{prefix_len}\nDuplicateAddressDetection=none\n")
 

@@ -52,6 +52,7 @@ log = logging.getLogger("ewindow-firstboot")
 # loading (udev coldplug runs in parallel; a USB NIC takes seconds to enumerate).
 NIC_WAIT_SECONDS = 20.0
 NETWORK_DIR = "etc/systemd/network"
+TAP_DIR = "etc/ewindow/tap"  # what ewindow-tap.service makes before networkd starts
 WPA_CONF = "etc/wpa_supplicant/wpa_supplicant-wlan0.conf"
 
 
@@ -187,7 +188,9 @@ def tap(ctx: Context) -> None:
     prefix = (ctx.deployment.identity or ctx.settings.identity).prefix
     prefix_len = ipaddress.IPv6Network(prefix).prefixlen
     ctx.root.write(f"{NETWORK_DIR}/10-ewindow-{name}.link", files.tap_link(ctx.identity, name))
-    ctx.root.write(f"{NETWORK_DIR}/10-ewindow-{name}.netdev", files.tap_netdev(ctx.identity, name))
+    ctx.root.write(f"{TAP_DIR}/{name}.netdev", files.tap_netdev(ctx.identity, name))
+    # where firstboot put it before ewindow-tap.service (a window personalised again)
+    ctx.root.remove(f"{NETWORK_DIR}/10-ewindow-{name}.netdev")
     ctx.root.write(f"{NETWORK_DIR}/10-ewindow-{name}.network",
                    files.tap_network(ctx.identity, name, prefix_len))
 

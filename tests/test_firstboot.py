@@ -67,11 +67,12 @@ def test_firstboot_sets_up_a_pi4(tmp_path: Path) -> None:
     assert "127.0.1.1\tewindow-010203\n" in (root / "etc/hosts").read_text()
     assert "\tewindow\n" not in (root / "etc/hosts").read_text()
 
-    netdev = (root / "etc/systemd/network/10-ewindow-tap0.netdev").read_text()
+    netdev = (root / "etc/ewindow/tap/tap0.netdev").read_text()
+    assert not (root / "etc/systemd/network/10-ewindow-tap0.netdev").exists()  # not networkd's
     network = (root / "etc/systemd/network/10-ewindow-tap0.network").read_text()
     assert "Kind=tap" in netdev and "MACAddress=de:a6:32:01:02:03" in netdev
     assert "Address=fde1:c0fe::dca6:3201:203/64" in network
-    assert "IPv6LinkLocalAddressGeneration=eui64" in network
+    assert "IPv6LinkLocalAddressGenerationMode=eui64" in network
     link = (root / "etc/systemd/network/10-ewindow-tap0.link").read_text()
     assert "OriginalName=tap0" in link and "MACAddress=de:a6:32:01:02:03" in link
 

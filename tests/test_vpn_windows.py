@@ -309,11 +309,16 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
             seen[name]["tap_guard"] = window.ssh(
                 "sudo journalctl -b -o cat --no-pager -u ewindow-tap-guard | tail -n 5; "
                 "cat /run/ewindow-tap-guard/seen.json 2>/dev/null; ip -6 addr show dev tap0").stdout
+            # tap0 made by ewindow-tap.service before networkd, which then only configured it
+            seen[name]["tap0"] = window.ssh(
+                "networkctl list --no-legend --no-pager tap0; "
+                "sudo journalctl -b -o cat --no-pager -u systemd-networkd -u ewindow-tap | grep tap0").stdout
             seen[name]["final_status"] = window.agent_status()
             # for the closing numbers (issue 21): each VPN unit's start after firstboot's end, and
             # what the boot waited for
             seen[name]["unit_times"] = window.ssh(
-                "for u in ewindow-firstboot ewindow-peervpn ewindow-cjdns ewindow-agent; do "
+                "for u in ewindow-firstboot ewindow-tap systemd-networkd ewindow-peervpn ewindow-cjdns "
+                "ewindow-agent; do "
                 "echo $u $(systemctl show -P ExecMainExitTimestampMonotonic $u) "
                 "$(systemctl show -P ActiveEnterTimestampMonotonic $u); done; "
                 "systemd-analyze critical-chain --no-pager ewindow-peervpn.service | tail -n 8; "
@@ -367,6 +372,13 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
         # 75 s, issue 21)
         ordering = str(result["ordering"])
         assert "ewindow-firstboot.service" in ordering and "network-online.target" not in ordering, ordering
+        # nor for systemd-networkd: PeerVPN attaches to the tap0 ewindow-tap.service made, which
+        # networkd found and configured (no error of its own about tap0)
+        assert "ewindow-tap.service" in ordering and "systemd-networkd" not in ordering, ordering
+        tap0 = str(result["tap0"])
+        assert re.search(r"^\s*\d+ tap0 +ether +\S+ +configured", tap0, re.M), tap0
+        assert f"tap0: tap made with {windows[name].identity.tap_mac}" in tap0, tap0
+        assert not re.search(r"fail|error|busy|unknown|ignor", tap0, re.I), tap0
         assert result["ula_s"] is not None  # the other's ULA over tap0 (PeerVPN)
         assert other.identity.link_local in result["responders"]  # its predicted link-local
         assert result["cjdns_other"] and result["cjdns_s"] is not None  # the other's cjdns address

@@ -23,7 +23,8 @@ PROXY_SETTINGS = (b"acquire::http::proxy", b"acquire::https::proxy", b"acquire::
 # What firstboot makes for one window; in the image it would make every card the same window.
 PER_WINDOW_FILES = ("var/lib/ewindow/identity.json", "var/lib/ewindow/firstboot.done",
                     "etc/ewindow/deployment.json", "etc/wpa_supplicant/wpa_supplicant-wlan0.conf",
-                    "etc/systemd/network/10-ewindow-tap0.netdev", "etc/systemd/network/10-ewindow-tap0.link",
+                    "etc/ewindow/tap", "etc/systemd/network/10-ewindow-tap0.netdev",
+                    "etc/systemd/network/10-ewindow-tap0.link",
                     "boot/firmware/ewindow",
                     "etc/yggdrasil/yggdrasil.conf", "etc/cjdroute.conf", "etc/peervpn/ewindow.conf",
                     "var/lib/ewindow/vpn")

@@ -2,7 +2,8 @@
 """PeerVPN 0.044: the original EWindow's layer-2 VPN (pre-shared key, tap0).
 
 No keys of its own (a new RSA node key at every start); membership is knowing the PSK. The
-config attaches to the persistent tap0 firstboot made (MAC set before PeerVPN opens it) and
+config attaches to the persistent tap0 that ewindow-tap.service made from firstboot's .netdev
+(MAC set before PeerVPN opens it) and
 sets no ifconfig4/6: networkd owns the addresses. Its parser ends a value at '#' or ';' and
 a line at whitespace, and an unknown keyword is fatal, so the PSK is checked before it is
 written.

@@ -50,6 +50,11 @@ def test_apt_install_in_a_later_stage_carries_options_not_files() -> None:
     assert "-o Acquire::http::Proxy=http://cache:3142" in script
     assert "--no-install-recommends tinc" in script
     assert "apt-get clean" not in script  # the archive dir is the shared cache
+    # a package from the mirror always reads the lists; local .debs only when one is missing
+    # (tests/test_local_install.py runs both in an emulated tree)
+    assert script.startswith("apt-get ") and " update -q && " in script and " -s " not in script
+    mixed = rootfs.apt_install_script(cfg, ["tinc", "/var/cache/ewindow-local-debs/peervpn_1_arm64.deb"])
+    assert mixed.startswith("apt-get ") and " -s " not in mixed
 
 
 def test_manifest_keeps_installed_packages_only() -> None:

@@ -1,0 +1,75 @@
+# SPDX-License-Identifier: MIT
+"""A later stage's local .debs (apt.local_debs, the source packages) installed by the stage's
+own apt script, emulated, in a copy of the session image's 30-access tree: without reading the
+package lists when everything they depend on is installed (what made 35-vpn 12 s, issue 21),
+and after ``apt-get update`` when one dependency is missing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ewindow_image.config import ConfigLayers, load_config
+from ewindow_image.pipeline import localdebs
+from ewindow_image.pipeline import rootfs as rootfs_cmds
+from ewindow_image.pipeline.cache import StageCache, default_cache_dir
+from ewindow_image.runner import run
+
+from .conftest import Built, requires_root
+
+pytestmark = [pytest.mark.slow, requires_root]
+NO_LISTS = "no package lists read"
+
+
+def deb(folder: Path, name: str, depends: str) -> Path:
+    """A small arch-all package made with dpkg-deb."""
+    tree = folder / name
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "usr/share/doc" / name).mkdir(parents=True)
+    (tree / "usr/share/doc" / name / "README").write_text(f"{name}\n")
+    (tree / "DEBIAN/control").write_text(
+        f"Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: EWindow tests <t@example.org>\n"
+        f"Depends: {depends}\nDescription: test package\n")
+    path = folder / f"{name}_1.0_all.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", os.fspath(tree), os.fspath(path)],
+                   check=True, capture_output=True)
+    return path
+
+
+def install(tree: Path, debs: list[Path], built: Built) -> str:
+    cfg = load_config(ConfigLayers((built.site,)))
+    names = [f"{localdebs.CHROOT_DIR}/{d.name}" for d in debs]
+    binds = [(StageCache(default_cache_dir()).debs, "/var/cache/apt/archives"),
+             (debs[0].parent, localdebs.CHROOT_DIR)]
+    return run(rootfs_cmds.chroot_argv(tree, rootfs_cmds.apt_install_script(cfg, names), binds=binds),
+               capture=True)
+
+
+def status(tree: Path, package: str) -> str:
+    return subprocess.run(["dpkg-query", "--admindir", os.fspath(tree / "var/lib/dpkg"), "-W",
+                           "-f=${db:Status-Abbrev}", package], capture_output=True, text=True,
+                          check=False).stdout.strip()
+
+
+def test_local_debs_read_the_lists_only_for_a_missing_dependency(built: Built, tmp_path: Path) -> None:
+    key = next(s["key"] for s in built.info["stages"] if s["name"] == "30-access")  # type: ignore[attr-defined]
+    tree = tmp_path / "rootfs"
+    run(["cp", "-a", os.fspath(StageCache(default_cache_dir()).entry(key) / "rootfs"), os.fspath(tree)])
+    assert status(tree, "sl") == ""  # not in the image: the second package's missing dependency
+    debs = tmp_path / "debs"
+    debs.mkdir()
+
+    satisfied = install(tree, [deb(debs, "ewindow-test-plain", "libc6, openssh-server")], built)
+    assert NO_LISTS in satisfied, satisfied
+    assert "Hit:" not in satisfied and "Get:" not in satisfied, satisfied
+    assert status(tree, "ewindow-test-plain") == "ii"
+
+    (debs / "ewindow-test-plain_1.0_all.deb").unlink()
+    missing = install(tree, [deb(debs, "ewindow-test-needs", "sl")], built)
+    assert NO_LISTS not in missing, missing
+    assert status(tree, "ewindow-test-needs") == "ii" and status(tree, "sl") == "ii", missing
+    assert list((tree / "var/lib/apt/lists").iterdir()) == []  # read, then gone again
+    run(["rm", "-rf", "--one-file-system", os.fspath(tree)])

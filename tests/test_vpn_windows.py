@@ -312,7 +312,8 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
             # tap0 made by ewindow-tap.service before networkd, which then only configured it
             seen[name]["tap0"] = window.ssh(
                 "networkctl list --no-legend --no-pager tap0; "
-                "sudo journalctl -b -o cat --no-pager -u systemd-networkd -u ewindow-tap | grep tap0").stdout
+                "sudo journalctl -b -o short-monotonic --no-pager -u systemd-networkd -u ewindow-tap "
+                "-u systemd-modules-load | grep -E 'tap0|tun'").stdout
             seen[name]["final_status"] = window.agent_status()
             # for the closing numbers (issue 21): each VPN unit's start after firstboot's end, and
             # what the boot waited for
@@ -359,7 +360,7 @@ def test_two_windows_on_a_lan_without_dhcp_join_over_peervpn_and_cjdns(
         other = windows["b" if name == "a" else "a"]
         result = seen[name]
         print(f"window {name}: firstboot's end, the units' start (µs), the critical chain (after "
-              f"the kernel and initrd), firstboot's steps:\n{result['unit_times']}")
+              f"the kernel and initrd), firstboot's steps:\n{result['unit_times']}\ntap0:\n{result['tap0']}")
         assert "vpn up" in str(result["status"])
         assert "another station" not in str(result["final_status"]), result["tap_guard"]
         assert "dadfailed" not in str(result["tap_guard"]), result["tap_guard"]

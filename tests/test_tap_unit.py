@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from firstboot import checks
@@ -90,6 +90,12 @@ def test_a_bad_netdev_is_one_line_and_makes_nothing(tmp_path: Path, name: str, m
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.from_regex(r"[A-Za-z0-9_.-]{1,16}", fullmatch=True))
+@example(".x")
+@example("-x")
+@example("x-")
+@example("_")
+@example("a" * 15)
+@example("a" * 16)
 def test_the_script_and_the_shared_check_agree_on_names(tmp_path: Path, name: str) -> None:
     try:
         checks.interface_name(name)

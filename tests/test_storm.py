@@ -13,9 +13,9 @@ as the session's image (the same commit, built once without interruption). (Unti
 2026-12-03 those two builds had an edit of their own and the last one redid every stage
 from 40-ewindow: 75 s more, and no check of stages cached by interrupted builds.)
 The storm's cache shares the downloads, the source packages and the stages before
-40-ewindow with the main cache (as verify-repro shares the base), so every build redoes
-40-ewindow to 90-finalise and the image; the file edited is in ewindow-firstboot, which
-40-ewindow installs.
+40-ewindow with the main cache (as verify-repro shares the base), so a build with a version
+of the file not built before redoes 40-ewindow to 90-finalise and the image; the file edited
+is in ewindow-firstboot, which 40-ewindow installs.
 
 EWINDOW_STORM_SEED picks another storm (the seed is in every failure message)."""
 

@@ -21,6 +21,7 @@ from ewindow_image.pipeline.cache import StageCache, default_cache_dir
 from ewindow_image.runner import run
 
 from .conftest import Built, requires_root
+from .debs import small_deb
 
 pytestmark = [pytest.mark.slow, requires_root]
 NO_LISTS = "no package lists read"
@@ -28,18 +29,7 @@ REPO_IN_TREE = "/var/cache/ewindow-test-repo"
 
 
 def deb(folder: Path, name: str, depends: str) -> Path:
-    """A small arch-all package made with dpkg-deb."""
-    tree = folder / name
-    (tree / "DEBIAN").mkdir(parents=True)
-    (tree / "usr/share/doc" / name).mkdir(parents=True)
-    (tree / "usr/share/doc" / name / "README").write_text(f"{name}\n")
-    (tree / "DEBIAN/control").write_text(
-        f"Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: EWindow tests <t@example.org>\n"
-        f"Depends: {depends}\nDescription: test package\n")
-    path = folder / f"{name}_1.0_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-b", os.fspath(tree), os.fspath(path)],
-                   check=True, capture_output=True)
-    return path
+    return small_deb(folder, name, depends=depends, files={f"usr/share/doc/{name}/README": f"{name}\n"})
 
 
 def install(tree: Path, debs: list[Path], built: Built, repo: Path) -> str:
@@ -65,7 +55,6 @@ def test_local_debs_read_the_lists_only_for_a_missing_dependency(built: Built, t
     repo = tmp_path / "repo"
     repo.mkdir()
     deb(repo, "ewindow-test-dependency", "libc6")
-    subprocess.run(["rm", "-rf", os.fspath(repo / "ewindow-test-dependency")], check=True)
     packages = subprocess.run(["dpkg-scanpackages", "--multiversion", "."], cwd=repo, capture_output=True,
                               text=True, check=True).stdout
     (repo / "Packages").write_text(packages)

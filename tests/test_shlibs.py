@@ -5,27 +5,19 @@ an error naming the file (it once passed for "no shlibs" and lost libc6's entry)
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from ewindow_image.packages.debian import DebError, depends, shlibs_file, shlibs_of_debs
 
+from .debs import small_deb
+
 LIBC_SHLIBS = "libc 6 libc6 (>= 2.41)\nudeb: libc 6 libc6-udeb (>= 2.41)\n"
 
 
 def make_deb(tmp_path: Path, name: str, shlibs: str | None) -> Path:
-    root = tmp_path / name
-    (root / "DEBIAN").mkdir(parents=True)
-    (root / "DEBIAN/control").write_text(f"Package: {name}\nVersion: 1.0\nArchitecture: all\n"
-                                         "Maintainer: t <t@localhost>\nDescription: test\n")
-    if shlibs is not None:
-        (root / "DEBIAN/shlibs").write_text(shlibs)
-    deb = tmp_path / f"{name}_1.0_all.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(deb)],
-                   check=True, capture_output=True)
-    return deb
+    return small_deb(tmp_path, name, control={} if shlibs is None else {"shlibs": shlibs})
 
 
 def test_shlibs_of_real_debs(tmp_path: Path) -> None:

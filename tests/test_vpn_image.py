@@ -16,7 +16,6 @@ import ipaddress
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -28,6 +27,7 @@ import pytest
 from ewindow_image.qemu.boottest import BootSpec, boot
 
 from .conftest import REPO, Built, requires_root, seeded_cache, share_snapshots
+from .debs import small_deb
 from .test_built_image import free_port
 
 pytestmark = [pytest.mark.slow, requires_root]
@@ -38,19 +38,7 @@ VPN_UNITS = ("tinc@ewindow.service", "yggdrasil.service", "ewindow-cjdns.service
 
 
 def make_deb(folder: Path, name: str, version: str, program: str) -> Path:
-    tree = folder / f"{name}-tree"
-    (tree / "DEBIAN").mkdir(parents=True)
-    (tree / "usr/sbin").mkdir(parents=True)
-    (tree / "DEBIAN/control").write_text(
-        f"Package: {name}\nVersion: {version}\nArchitecture: arm64\nMaintainer: tests <t@example.org>\n"
-        "Description: stand-in package (ewindow-image tests)\n")
-    (tree / "usr/sbin" / name).write_text(program)
-    (tree / "usr/sbin" / name).chmod(0o755)
-    deb = folder / f"{name}_{version}_arm64.deb"
-    subprocess.run(["dpkg-deb", "--root-owner-group", "--build", str(tree), str(deb)], check=True,
-                   capture_output=True)
-    shutil.rmtree(tree)
-    return deb
+    return small_deb(folder, name, version=version, arch="arm64", files={f"usr/sbin/{name}": program})
 
 
 def stand_in_peervpn(folder: Path) -> Path:
